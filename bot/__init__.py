@@ -1,0 +1,1 @@
+"""Dozor: watches sources, matches posts against saved queries, alerts through a Telegram bot."""

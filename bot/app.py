@@ -1,0 +1,137 @@
+"""Wiring and lifecycle of `dozor run`: bot, sources, delivery and the digest job."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import UTC, datetime
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import BotCommand, LinkPreviewOptions
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.config import Settings
+from bot.delivery.outbox import OutboxWorker
+from bot.delivery.sender import TelegramSender
+from bot.digest import queue_digests
+from bot.domain import SourceSpec
+from bot.ingest import Ingest, Matcher, SourceFeed
+from bot.sources import build_source
+from bot.sources.supervisor import supervise
+from bot.storage import Storage
+from handlers import build_router
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 10.0  # seconds to let an in-flight send finish
+COMMANDS = [
+    BotCommand(command="subscribe", description="Alert me when a post matches a query"),
+    BotCommand(command="list", description="My saved queries"),
+    BotCommand(command="unsubscribe", description="Stop a query (text or number)"),
+    BotCommand(command="help", description="What Dozor does and the query syntax"),
+]
+
+
+def make_bot(settings: Settings) -> Bot:
+    """An aiogram Bot speaking to the configured Bot API server, HTML by default."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    return Bot(
+        settings.require_token(),
+        session=session,
+        default=DefaultBotProperties(
+            parse_mode="HTML", link_preview=LinkPreviewOptions(is_disabled=True)
+        ),
+    )
+
+
+async def start_sources(
+    settings: Settings, storage: Storage, ingest: Ingest
+) -> list[asyncio.Task[None]]:
+    """One supervised task per configured source; a bad spec is logged and skipped."""
+    tasks: list[asyncio.Task[None]] = []
+    for text in settings.sources:
+        try:
+            spec = SourceSpec.parse(text)
+            source = build_source(spec)
+        except ValueError as exc:
+            log.error("SOURCES: %s", exc)
+            continue
+        source_id = await storage.ensure_source(spec.text, spec.kind)
+        feed = SourceFeed(ingest, storage, source_id)
+        tasks.append(
+            asyncio.create_task(supervise(source, feed, feed.failed), name=f"source {spec.text}")
+        )
+        log.info("watching %s", spec.text)
+    return tasks
+
+
+async def run_service(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down in order without losing queued alerts."""
+    bot = make_bot(settings)
+    storage = await Storage.open(settings.dozor_db)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    outbox_ready = asyncio.Event()
+    outbox_ready.set()  # whatever was left in the outbox goes out first
+    matcher = Matcher(storage)
+    await matcher.refresh()
+    ingest = Ingest(storage, matcher, outbox_ready)
+    worker = OutboxWorker(storage, TelegramSender(bot), settings.tz, outbox_ready)
+
+    dispatcher = Dispatcher(db=storage, matcher=matcher, settings=settings)
+    dispatcher.include_router(build_router())
+
+    scheduler = AsyncIOScheduler(timezone=UTC)
+
+    async def digest_job() -> None:
+        count = await queue_digests(storage, datetime.now(UTC), settings.digest_time, settings.tz)
+        if count:
+            outbox_ready.set()
+
+    scheduler.add_job(
+        digest_job,
+        "interval",
+        minutes=1,
+        next_run_time=datetime.now(UTC),
+        misfire_grace_time=None,
+        coalesce=True,
+        max_instances=1,
+        id="digests",
+    )
+
+    source_tasks = await start_sources(settings, storage, ingest)
+    worker_task = asyncio.create_task(worker.run(), name="outbox")
+    polling_task = asyncio.create_task(
+        dispatcher.start_polling(bot, handle_signals=False, close_bot_session=False),
+        name="polling",
+    )
+    scheduler.start()
+    with contextlib.suppress(Exception):
+        await bot.set_my_commands(COMMANDS)
+    log.info("Dozor is running: %d source(s), %d subscription(s)", len(source_tasks), len(matcher))
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        scheduler.shutdown(wait=False)
+        with contextlib.suppress(RuntimeError):
+            await dispatcher.stop_polling()
+        for task in source_tasks:
+            task.cancel()
+        worker.stop()
+        try:
+            await asyncio.wait_for(worker_task, SHUTDOWN_GRACE)
+        except TimeoutError:
+            log.warning("an in-flight send did not finish in time; it stays in the outbox")
+        await asyncio.gather(*source_tasks, polling_task, return_exceptions=True)
+        await bot.session.close()
+        await storage.close()
+        log.info("stopped")

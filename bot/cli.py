@@ -1,0 +1,100 @@
+"""The `dozor` command line: run the service, send digests now, or run the offline demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from bot.config import Settings, SettingsError, load_settings
+
+DIGEST_DRAIN_LIMIT = 120.0  # seconds `digest --now` keeps trying before leaving it to the service
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dozor",
+        description="Watch sources for what you track and alert through a Telegram bot.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="run the service: bot, sources, alerts and digests")
+    digest = commands.add_parser("digest", help="send digests")
+    digest.add_argument(
+        "--now",
+        action="store_true",
+        required=True,
+        help="send every subscriber with matches their digest at once",
+    )
+    commands.add_parser("demo", help="run the pipeline offline on bundled sample posts")
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiogram logs every update at INFO; that is noise for an operator.
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+async def _digest_now(settings: Settings) -> int:
+    from bot.app import make_bot
+    from bot.delivery.outbox import OutboxWorker
+    from bot.delivery.sender import TelegramSender
+    from bot.digest import queue_digests
+    from bot.storage import Storage
+
+    bot = make_bot(settings)
+    storage = await Storage.open(settings.dozor_db)
+    try:
+        now = datetime.now(UTC)
+        count = await queue_digests(storage, now, settings.digest_time, settings.tz, force=True)
+        print(f"queued {count} digest(s)")
+        worker = OutboxWorker(storage, TelegramSender(bot), settings.tz, asyncio.Event())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DIGEST_DRAIN_LIMIT
+        while loop.time() < deadline:
+            await worker.send_due()
+            if not (await storage.outbox_counts())["pending"]:
+                break
+            await asyncio.sleep(1.0)
+        counts = await storage.outbox_counts()
+        print(f"sent; {counts['pending']} message(s) still pending, {counts['failed']} set aside")
+        return 0
+    finally:
+        await bot.session.close()
+        await storage.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo":  # offline: needs no settings and no token
+        from bot.demo import run_demo
+
+        _configure_logging("WARNING")
+        return asyncio.run(run_demo())
+    try:
+        settings = load_settings()
+        _configure_logging(settings.log_level)
+        settings.require_token()
+        if args.command == "run":
+            from bot.app import run_service
+
+            asyncio.run(run_service(settings))
+            return 0
+        return asyncio.run(_digest_now(settings))
+    except SettingsError as exc:
+        print(f"dozor: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

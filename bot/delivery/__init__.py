@@ -1,0 +1,1 @@
+"""Delivery: rendering alerts and digests, the rate-limited sender, the outbox worker."""

@@ -1,0 +1,91 @@
+"""Alert rendering: Telegram HTML that is always escaped, balanced and within 4096 characters."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from datetime import tzinfo
+
+from bot.domain import Span, StoredPost
+
+MAX_MESSAGE = 4096  # Telegram's limit, counted on the text after entities are parsed
+MAX_QUERIES_SHOWN = 300
+ELLIPSIS = "…"
+
+
+def visible_length(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji counts twice)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut plain text to `limit` UTF-16 units on a word boundary, ending with an ellipsis."""
+    if visible_length(text) <= limit:
+        return text
+    budget = limit - visible_length(ELLIPSIS)
+    cut = text[:budget]
+    while cut and visible_length(cut) > budget:
+        cut = cut[:-1]
+    boundary = max(cut.rfind(" "), cut.rfind("\n"))
+    # Only back off to a word boundary when it does not throw away most of the text.
+    if boundary > len(cut) * 0.6:
+        cut = cut[:boundary]
+    return cut.rstrip() + ELLIPSIS
+
+
+def highlight(text: str, spans: Sequence[Span]) -> str:
+    """Escape text and wrap each span in <b>; spans outside the text are ignored."""
+    parts: list[str] = []
+    position = 0
+    for span in sorted(spans, key=lambda s: s.start):
+        start, end = max(span.start, position), min(span.end, len(text))
+        if start >= end:
+            continue
+        parts.append(html.escape(text[position:start], quote=False))
+        parts.append(f"<b>{html.escape(text[start:end], quote=False)}</b>")
+        position = end
+    parts.append(html.escape(text[position:], quote=False))
+    return "".join(parts)
+
+
+def safe_link(url: str | None) -> str | None:
+    """Only http(s) links become clickable; anything else is dropped."""
+    if url and url.startswith(("https://", "http://")) and len(url) <= 2048:
+        return html.escape(url, quote=True)
+    return None
+
+
+def source_label(post: StoredPost, tz: tzinfo) -> str:
+    """`channel · source · date` in the service's time zone (plain text, not escaped)."""
+    when = post.post.date.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+    return f"{post.post.channel} · {post.post.source} · {when}"
+
+
+def render_alert(
+    post: StoredPost, queries: Sequence[str], spans: Sequence[Span], tz: tzinfo
+) -> str:
+    """One alert: the queries that matched, where and when, the post with matches in bold."""
+    names = shorten(", ".join(queries), MAX_QUERIES_SHOWN)
+    header_plain = f"🔔 {names}\n{source_label(post, tz)}"
+    if post.post.edited:
+        header_plain += " · edited"
+    if post.deleted:
+        header_plain += " · deleted"
+    link = safe_link(post.post.url)
+    footer_plain = "\n\nOpen the original post" if link else ""
+    header = (
+        f"🔔 <b>{html.escape(names, quote=False)}</b>\n"
+        f"{html.escape(header_plain.split(chr(10), 1)[1], quote=False)}"
+    )
+    footer = f'\n\n<a href="{link}">Open the original post</a>' if link else ""
+    budget = MAX_MESSAGE - visible_length(header_plain) - visible_length(footer_plain) - 2
+    body = post.post.text.strip()
+    shown = shorten(body, budget)
+    # Spans refer to the stripped-before text; shift them by the leading whitespace removed.
+    offset = len(post.post.text) - len(post.post.text.lstrip())
+    limit = len(shown) - (len(ELLIPSIS) if shown != body else 0)
+    shifted = [
+        Span(s.start - offset, min(s.end - offset, limit)) for s in spans if s.start >= offset
+    ]
+    body_html = highlight(shown, [s for s in shifted if s.start < limit])
+    return f"{header}\n\n{body_html}{footer}"

@@ -1,0 +1,112 @@
+"""Frozen domain records passed between pipeline stages (no I/O, no library types)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Keep newlines and tabs; drop other control characters Telegram and SQLite choke on.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u2028\u2029\ufeff]")
+MAX_POST_CHARS = 100_000
+
+
+def clean_text(text: str, *, limit: int = MAX_POST_CHARS) -> str:
+    """Make untrusted text safe to store and send: valid UTF-8, no control chars, bounded."""
+    # Lone surrogates (possible in JSON input) cannot be encoded; replace them.
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    text = _CONTROL_RE.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+    return unicodedata.normalize("NFC", text[:limit])
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """A configured source such as `jsonl:/path/posts.jsonl`: its kind and its target."""
+
+    kind: str
+    target: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.kind}:{self.target}"
+
+    @classmethod
+    def parse(cls, spec: str) -> SourceSpec:
+        kind, sep, target = spec.strip().partition(":")
+        if not sep or not kind or not target.strip():
+            raise ValueError(
+                f"source spec {spec!r} is not KIND:TARGET, e.g. jsonl:/data/posts.jsonl"
+            )
+        return cls(kind.strip().lower(), target.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One post from a source; (source, channel, post_id) identifies it across reads and edits."""
+
+    source: str
+    channel: str
+    post_id: str
+    date: datetime
+    text: str
+    url: str | None = None
+    edited: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPost:
+    """A post as stored: its database id and what we learnt about it."""
+
+    id: int
+    post: Post
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A Telegram chat that talks to the bot."""
+
+    chat_id: int
+    name: str
+    active: bool
+    created_at: datetime
+    last_digest_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A saved query of one subscriber."""
+
+    id: int
+    chat_id: int
+    query: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Character range [start, end) of a matched word in a post's text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """What one subscriber is told about one post: every query of theirs that matched."""
+
+    outbox_id: int
+    chat_id: int
+    post: StoredPost
+    queries: tuple[str, ...]
+    spans: tuple[Span, ...] = field(default=())
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEntry:
+    """One matched post inside a digest."""
+
+    post: StoredPost
+    queries: tuple[str, ...]

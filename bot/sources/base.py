@@ -1,0 +1,33 @@
+"""The contract between a source and the ingest stage."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.domain import Post, SourceSpec
+
+
+class Feed(Protocol):
+    """Where a source sends what it reads; bound to one source and its durable cursor."""
+
+    async def cursor(self) -> str | None:
+        """The cursor saved with the last post this source delivered (None at first run)."""
+        ...
+
+    async def deliver(self, post: Post, cursor: str) -> None:
+        """Store, match and queue alerts for a post, saving `cursor` in the same transaction."""
+        ...
+
+    async def advance(self, cursor: str) -> None:
+        """Move the cursor past input that held no usable post (a malformed line, say)."""
+        ...
+
+
+class Source(Protocol):
+    """Reads posts from one place and hands them to a feed, resuming from its cursor."""
+
+    spec: SourceSpec
+
+    async def run(self, feed: Feed) -> None:
+        """Read until cancelled (or, for finite sources, until the input ends)."""
+        ...

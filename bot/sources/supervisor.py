@@ -1,0 +1,52 @@
+"""Runs every source in its own task; a failing source is retried with back-off, alone."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+from bot.sources.base import Feed, Source
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 300.0
+
+
+def backoff_delay(
+    failures: int, *, first: float = BACKOFF_FIRST, cap: float = BACKOFF_MAX
+) -> float:
+    """Seconds to wait after the n-th consecutive failure: doubling, capped, with 10% jitter."""
+    base = min(cap, first * 2.0 ** max(0, failures - 1))
+    jitter: float = random.uniform(0.9, 1.1)
+    return base * jitter
+
+
+async def supervise(
+    source: Source,
+    feed: Feed,
+    on_error: Callable[[str], Awaitable[None]],
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Run a source until cancelled, restarting it after a failure so others never stop."""
+    failures = 0
+    while True:
+        try:
+            await source.run(feed)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures += 1
+            delay = backoff_delay(failures)
+            log.exception(
+                "source %s failed (%d in a row); retrying in %.0fs",
+                source.spec.text,
+                failures,
+                delay,
+            )
+            await on_error(f"{type(exc).__name__}: {exc}")
+            await sleep(delay)

@@ -1,0 +1,510 @@
+"""`Storage` on SQLite via aiosqlite: typed async methods that return domain objects.
+
+One connection in autocommit mode; every write runs in an explicit `BEGIN IMMEDIATE`
+transaction under an asyncio lock, so concurrent coroutines (ingest, handlers, sender)
+never interleave statements inside another's transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import aiosqlite
+
+from bot.domain import (
+    DigestEntry,
+    Post,
+    Span,
+    StoredPost,
+    Subscriber,
+    Subscription,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _ts(moment: datetime) -> str:
+    """Times are stored as UTC ISO text with a fixed width, so text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRecord:
+    """A subscription that matched a post, as the ingest stage hands it to storage."""
+
+    subscription_id: int
+    chat_id: int
+    query: str
+    spans: tuple[Span, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    """What saving a post did: its id, whether it was new or changed, and alerts queued."""
+
+    post_id: int
+    created: bool
+    changed: bool
+    alerts_queued: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    """An outbox row waiting to be sent: an alert (with its post) or a rendered digest."""
+
+    id: int
+    kind: str
+    chat_id: int
+    attempts: int
+    post: StoredPost | None
+    queries: tuple[str, ...]
+    spans: tuple[Span, ...]
+    text: str | None
+
+
+class Storage:
+    """Everything Dozor keeps, behind typed methods."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Storage:
+        """Open (creating if needed) the database and apply pending migrations."""
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        connection = await aiosqlite.connect(str(path), isolation_level=None)
+        connection.row_factory = sqlite3.Row
+        storage = cls(connection)
+        await connection.execute("PRAGMA journal_mode = WAL")
+        await connection.execute("PRAGMA synchronous = NORMAL")
+        await connection.execute("PRAGMA foreign_keys = ON")
+        await connection.execute("PRAGMA busy_timeout = 5000")
+        await storage._migrate()
+        return storage
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _migrate(self) -> None:
+        await self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+            " applied_at TEXT NOT NULL)"
+        )
+        async with self._db.execute("SELECT version FROM schema_migrations") as cursor:
+            applied = {row[0] for row in await cursor.fetchall()}
+        folder = resources.files("bot.storage") / "migrations"
+        scripts = sorted(
+            (entry for entry in folder.iterdir() if entry.name.endswith(".sql")),
+            key=lambda entry: entry.name,
+        )
+        for script in scripts:
+            version = int(script.name.split("_", 1)[0])
+            if version in applied:
+                continue
+            log.info("applying migration %s", script.name)
+            # executescript commits on its own; the version row goes in the same script.
+            sql = script.read_text(encoding="utf-8")
+            await self._db.executescript(
+                f"BEGIN;\n{sql}\nINSERT INTO schema_migrations VALUES ({version}, "
+                f"'{_ts(_now())}');\nCOMMIT;"
+            )
+
+    async def _one(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
+        async with self._db.execute(sql, params) as cursor:
+            row: sqlite3.Row | None = await cursor.fetchone()
+            return row
+
+    async def _all(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        async with self._db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    # --- sources -------------------------------------------------------------------------
+
+    async def ensure_source(self, spec: str, kind: str) -> int:
+        """The id of a source, adding it if new."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO sources (spec, kind, added_at) VALUES (?, ?, ?)",
+                (spec, kind, _ts(_now())),
+            )
+            row = await self._one("SELECT id FROM sources WHERE spec = ?", (spec,))
+        assert row is not None
+        return int(row["id"])
+
+    async def get_cursor(self, source_id: int) -> str | None:
+        row = await self._one("SELECT cursor FROM sources WHERE id = ?", (source_id,))
+        return None if row is None else row["cursor"]
+
+    async def set_cursor(self, source_id: int, cursor: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE sources SET cursor = ? WHERE id = ?", (cursor, source_id))
+
+    async def record_source_ok(self, source_id: int) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE sources SET last_ok_at = ?, failures = 0 WHERE id = ?",
+                (_ts(_now()), source_id),
+            )
+
+    async def record_source_error(self, source_id: int, error: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE sources SET last_error = ?, last_error_at = ?, failures = failures + 1"
+                " WHERE id = ?",
+                (error[:500], _ts(_now()), source_id),
+            )
+
+    # --- posts and matches ---------------------------------------------------------------
+
+    async def get_post(self, source: str, channel: str, post_id: str) -> StoredPost | None:
+        row = await self._one(
+            "SELECT * FROM posts WHERE source = ? AND channel = ? AND post_id = ?",
+            (source, channel, post_id),
+        )
+        return None if row is None else _stored_post(row)
+
+    async def post_by_id(self, post_id: int) -> StoredPost | None:
+        row = await self._one("SELECT * FROM posts WHERE id = ?", (post_id,))
+        return None if row is None else _stored_post(row)
+
+    async def save_post(
+        self,
+        post: Post,
+        matches: Iterable[MatchRecord],
+        *,
+        source_id: int | None = None,
+        cursor: str | None = None,
+    ) -> SaveResult:
+        """Store a post, its matches, its alerts and the source cursor in one transaction.
+
+        Reading the same post again changes nothing. A changed text is stored as an edit; only
+        subscribers who had no match on this post before get an alert for it.
+        """
+        now = _ts(_now())
+        async with self._transaction() as db:
+            row = await self._one(
+                "SELECT id, text FROM posts WHERE source = ? AND channel = ? AND post_id = ?",
+                (post.source, post.channel, post.post_id),
+            )
+            created = row is None
+            changed = created or (row is not None and row["text"] != post.text)
+            if row is None:
+                cur = await db.execute(
+                    "INSERT INTO posts (source, channel, post_id, date, text, url, edited,"
+                    " stored_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        post.source,
+                        post.channel,
+                        post.post_id,
+                        _ts(post.date),
+                        post.text,
+                        post.url,
+                        int(post.edited),
+                        now,
+                        now,
+                    ),
+                )
+                assert cur.lastrowid is not None
+                stored_id = cur.lastrowid
+            else:
+                stored_id = int(row["id"])
+                if changed:
+                    await db.execute(
+                        "UPDATE posts SET text = ?, url = COALESCE(?, url), edited = 1,"
+                        " updated_at = ? WHERE id = ?",
+                        (post.text, post.url, now, stored_id),
+                    )
+            queued = 0
+            if changed:
+                queued = await self._record_matches(db, stored_id, list(matches), now)
+            if source_id is not None and cursor is not None:
+                await db.execute(
+                    "UPDATE sources SET cursor = ?, last_ok_at = ? WHERE id = ?",
+                    (cursor, now, source_id),
+                )
+        return SaveResult(stored_id, created, changed, queued)
+
+    async def _record_matches(
+        self, db: aiosqlite.Connection, post_id: int, matches: list[MatchRecord], now: str
+    ) -> int:
+        rows = await self._all(
+            "SELECT DISTINCT chat_id FROM matches WHERE post_id = ?", (post_id,)
+        )
+        already_alerted = {int(r["chat_id"]) for r in rows}
+        by_chat: dict[int, list[MatchRecord]] = {}
+        for match in matches:
+            await db.execute(
+                "INSERT OR IGNORE INTO matches (post_id, subscription_id, chat_id, query,"
+                " created_at) VALUES (?, ?, ?, ?, ?)",
+                (post_id, match.subscription_id, match.chat_id, match.query, now),
+            )
+            by_chat.setdefault(match.chat_id, []).append(match)
+        queued = 0
+        for chat_id, chat_matches in by_chat.items():
+            if chat_id in already_alerted:
+                continue
+            spans = sorted({(s.start, s.end) for m in chat_matches for s in m.spans})
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO outbox (kind, chat_id, post_id, queries, spans,"
+                " created_at, next_attempt_at) VALUES ('alert', ?, ?, ?, ?, ?, ?)",
+                (
+                    chat_id,
+                    post_id,
+                    json.dumps([m.query for m in chat_matches], ensure_ascii=False),
+                    json.dumps(spans),
+                    now,
+                    now,
+                ),
+            )
+            queued += cur.rowcount
+        return queued
+
+    async def search_posts(self, words: Sequence[str], limit: int = 20) -> list[StoredPost]:
+        """Newest posts containing every word (FTS5; words are quoted, never raw syntax)."""
+        terms = " ".join('"' + word.replace('"', '""') + '"' for word in words if word.strip())
+        if not terms:
+            return []
+        rows = await self._all(
+            "SELECT posts.* FROM posts_fts JOIN posts ON posts.id = posts_fts.rowid"
+            " WHERE posts_fts MATCH ? ORDER BY posts.date DESC LIMIT ?",
+            (terms, limit),
+        )
+        return [_stored_post(row) for row in rows]
+
+    async def count_posts(self) -> int:
+        row = await self._one("SELECT COUNT(*) AS n FROM posts")
+        return 0 if row is None else int(row["n"])
+
+    # --- subscribers and subscriptions ---------------------------------------------------
+
+    async def upsert_subscriber(self, chat_id: int, name: str) -> Subscriber:
+        """Create a subscriber, or reactivate one who had blocked the bot."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO subscribers (chat_id, name, active, created_at) VALUES (?, ?, 1, ?)"
+                " ON CONFLICT (chat_id) DO UPDATE SET name = excluded.name, active = 1,"
+                " blocked_at = NULL",
+                (chat_id, name[:200], _ts(_now())),
+            )
+        subscriber = await self.get_subscriber(chat_id)
+        assert subscriber is not None
+        return subscriber
+
+    async def get_subscriber(self, chat_id: int) -> Subscriber | None:
+        row = await self._one("SELECT * FROM subscribers WHERE chat_id = ?", (chat_id,))
+        return None if row is None else _subscriber(row)
+
+    async def active_subscribers(self) -> list[Subscriber]:
+        rows = await self._all("SELECT * FROM subscribers WHERE active = 1 ORDER BY chat_id")
+        return [_subscriber(row) for row in rows]
+
+    async def deactivate_subscriber(self, chat_id: int) -> None:
+        """The chat blocked the bot: keep its data, send nothing until it writes /start."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE subscribers SET active = 0, blocked_at = ? WHERE chat_id = ?",
+                (_ts(_now()), chat_id),
+            )
+
+    async def add_subscription(self, chat_id: int, query: str) -> Subscription | None:
+        """Save a query for a chat; None when the chat already has exactly this query."""
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO subscriptions (chat_id, query, created_at)"
+                " VALUES (?, ?, ?)",
+                (chat_id, query, _ts(_now())),
+            )
+            if cur.rowcount == 0:
+                return None
+            row = await self._one("SELECT * FROM subscriptions WHERE id = ?", (cur.lastrowid,))
+        assert row is not None
+        return _subscription(row)
+
+    async def remove_subscription(self, subscription_id: int) -> None:
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM subscriptions WHERE id = ?", (subscription_id,))
+
+    async def subscriptions_of(self, chat_id: int) -> list[Subscription]:
+        rows = await self._all(
+            "SELECT * FROM subscriptions WHERE chat_id = ? ORDER BY id", (chat_id,)
+        )
+        return [_subscription(row) for row in rows]
+
+    async def active_subscriptions(self) -> list[Subscription]:
+        """Every subscription of subscribers who can receive alerts (what the index holds)."""
+        rows = await self._all(
+            "SELECT subscriptions.* FROM subscriptions JOIN subscribers USING (chat_id)"
+            " WHERE subscribers.active = 1 ORDER BY subscriptions.id"
+        )
+        return [_subscription(row) for row in rows]
+
+    # --- outbox --------------------------------------------------------------------------
+
+    async def pending_messages(self, now: datetime, limit: int = 100) -> list[PendingMessage]:
+        """Unsent, not set aside, due now, for active chats; oldest first."""
+        rows = await self._all(
+            "SELECT outbox.*, posts.id AS p_id, posts.source AS p_source,"
+            " posts.channel AS p_channel, posts.post_id AS p_post_id, posts.date AS p_date,"
+            " posts.text AS p_text, posts.url AS p_url, posts.edited AS p_edited,"
+            " posts.deleted AS p_deleted"
+            " FROM outbox JOIN subscribers USING (chat_id)"
+            " LEFT JOIN posts ON posts.id = outbox.post_id"
+            " WHERE outbox.sent_at IS NULL AND outbox.failed_at IS NULL"
+            " AND subscribers.active = 1 AND outbox.next_attempt_at <= ?"
+            # A chat with a postponed message waits whole, so its messages keep their order.
+            " AND outbox.chat_id NOT IN (SELECT chat_id FROM outbox WHERE sent_at IS NULL"
+            " AND failed_at IS NULL AND next_attempt_at > ?)"
+            " ORDER BY outbox.id LIMIT ?",
+            (_ts(now), _ts(now), limit),
+        )
+        return [_pending(row) for row in rows]
+
+    async def next_attempt_at(self) -> datetime | None:
+        """When the earliest postponed message becomes due (None if nothing is pending)."""
+        row = await self._one(
+            "SELECT MIN(next_attempt_at) AS due FROM outbox JOIN subscribers USING (chat_id)"
+            " WHERE sent_at IS NULL AND failed_at IS NULL AND subscribers.active = 1"
+        )
+        return None if row is None else _dt(row["due"])
+
+    async def mark_sent(self, message_id: int) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+                (_ts(_now()), message_id),
+            )
+
+    async def postpone(self, message_id: int, until: datetime, error: str) -> None:
+        """A transient failure: try again at `until`."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, last_error = ?"
+                " WHERE id = ?",
+                (_ts(until), error[:500], message_id),
+            )
+
+    async def set_aside(self, message_id: int, reason: str) -> None:
+        """A permanent failure (e.g. Telegram rejected the text): keep the row, never retry."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET failed_at = ?, attempts = attempts + 1, last_error = ?"
+                " WHERE id = ?",
+                (_ts(_now()), reason[:500], message_id),
+            )
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """How many outbox rows are pending, sent and set aside."""
+        row = await self._one(
+            "SELECT SUM(sent_at IS NULL AND failed_at IS NULL) AS pending,"
+            " SUM(sent_at IS NOT NULL) AS sent, SUM(failed_at IS NOT NULL) AS failed FROM outbox"
+        )
+        assert row is not None
+        return {key: int(row[key] or 0) for key in ("pending", "sent", "failed")}
+
+    # --- digests -------------------------------------------------------------------------
+
+    async def digest_entries(
+        self, chat_id: int, since: datetime, until: datetime
+    ) -> list[DigestEntry]:
+        """Posts matched for a chat in (since, until], oldest first, with the queries matched."""
+        rows = await self._all(
+            "SELECT posts.*, json_group_array(matches.query) AS queries FROM matches"
+            " JOIN posts ON posts.id = matches.post_id"
+            " WHERE matches.chat_id = ? AND matches.created_at > ? AND matches.created_at <= ?"
+            " GROUP BY posts.id ORDER BY posts.date, posts.id",
+            (chat_id, _ts(since), _ts(until)),
+        )
+        return [
+            DigestEntry(_stored_post(row), tuple(dict.fromkeys(json.loads(row["queries"]))))
+            for row in rows
+        ]
+
+    async def queue_digest(self, chat_id: int, parts: Sequence[str], until: datetime) -> None:
+        """Queue a digest's messages and move the chat's digest mark, in one transaction."""
+        now = _ts(_now())
+        async with self._transaction() as db:
+            for part in parts:
+                await db.execute(
+                    "INSERT INTO outbox (kind, chat_id, text, created_at, next_attempt_at)"
+                    " VALUES ('digest', ?, ?, ?, ?)",
+                    (chat_id, part, now, now),
+                )
+            await db.execute(
+                "UPDATE subscribers SET last_digest_at = ? WHERE chat_id = ?",
+                (_ts(until), chat_id),
+            )
+
+
+def _stored_post(row: sqlite3.Row, prefix: str = "") -> StoredPost:
+    post = Post(
+        source=row[f"{prefix}source"],
+        channel=row[f"{prefix}channel"],
+        post_id=row[f"{prefix}post_id"],
+        date=datetime.fromisoformat(row[f"{prefix}date"]),
+        text=row[f"{prefix}text"],
+        url=row[f"{prefix}url"],
+        edited=bool(row[f"{prefix}edited"]),
+    )
+    return StoredPost(int(row[f"{prefix}id"]), post, deleted=bool(row[f"{prefix}deleted"]))
+
+
+def _subscriber(row: sqlite3.Row) -> Subscriber:
+    created = _dt(row["created_at"])
+    assert created is not None
+    return Subscriber(
+        chat_id=int(row["chat_id"]),
+        name=row["name"],
+        active=bool(row["active"]),
+        created_at=created,
+        last_digest_at=_dt(row["last_digest_at"]),
+    )
+
+
+def _subscription(row: sqlite3.Row) -> Subscription:
+    created = _dt(row["created_at"])
+    assert created is not None
+    return Subscription(int(row["id"]), int(row["chat_id"]), row["query"], created)
+
+
+def _pending(row: sqlite3.Row) -> PendingMessage:
+    post = _stored_post(row, "p_") if row["p_id"] is not None else None
+    return PendingMessage(
+        id=int(row["id"]),
+        kind=row["kind"],
+        chat_id=int(row["chat_id"]),
+        attempts=int(row["attempts"]),
+        post=post,
+        queries=tuple(json.loads(row["queries"])),
+        spans=tuple(Span(start, end) for start, end in json.loads(row["spans"])),
+        text=row["text"],
+    )

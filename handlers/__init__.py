@@ -1,0 +1,15 @@
+"""aiogram routers, one module per command group; thin: parse, call, reply."""
+
+from aiogram import Router
+
+from handlers import fallback, start, subscriptions
+
+
+def build_router() -> Router:
+    """All command routers; the fallback for unknown input comes last."""
+    root = Router(name="dozor")
+    root.include_routers(start.router, subscriptions.router, fallback.router)
+    return root
+
+
+__all__ = ["build_router"]

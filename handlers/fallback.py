@@ -1,0 +1,25 @@
+"""Anything no other handler took: unknown commands and plain messages get a pointer to /help."""
+
+from __future__ import annotations
+
+import html
+
+from aiogram import F, Router
+from aiogram.types import Message
+
+router = Router(name="fallback")
+
+
+# Only private chats: in groups, commands for other bots must not get an answer from us.
+@router.message(F.chat.type == "private", F.text.startswith("/"))
+async def cmd_unknown(message: Message) -> None:
+    command = (message.text or "").split()[0][:64]
+    await message.answer(
+        f"I don't know the command <code>{html.escape(command, quote=False)}</code>. "
+        "/help lists what I can do."
+    )
+
+
+@router.message(F.chat.type == "private")
+async def on_other(message: Message) -> None:
+    await message.answer("I understand commands only. /help lists them.")

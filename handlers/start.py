@@ -1,0 +1,32 @@
+"""/start and /help."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandStart
+from aiogram.types import Message
+
+from bot.storage import Storage
+from handlers.texts import HELP
+
+router = Router(name="start")
+
+
+def chat_name(message: Message) -> str:
+    """A human name for the chat: a group's title or the user's name."""
+    if message.chat.title:
+        return message.chat.title
+    user = message.from_user
+    return user.full_name if user else str(message.chat.id)
+
+
+@router.message(CommandStart())
+async def cmd_start(message: Message, db: Storage) -> None:
+    """Register the chat (or reactivate it after a block) and explain what Dozor does."""
+    await db.upsert_subscriber(message.chat.id, chat_name(message))
+    await message.answer("👋 Welcome to Dozor.\n\n" + HELP)
+
+
+@router.message(Command("help"))
+async def cmd_help(message: Message) -> None:
+    await message.answer(HELP)

@@ -1,0 +1,103 @@
+"""/subscribe, /unsubscribe and /list."""
+
+from __future__ import annotations
+
+import html
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+
+from bot.ingest import Matcher
+from bot.matching import QueryError, parse_query
+from bot.storage import Storage
+from handlers.start import chat_name
+from handlers.texts import EXAMPLE_QUERY
+
+router = Router(name="subscriptions")
+
+MAX_SUBSCRIPTIONS = 100
+
+
+def _code(text: str) -> str:
+    return f"<code>{html.escape(text, quote=False)}</code>"
+
+
+@router.message(Command("subscribe"))
+async def cmd_subscribe(
+    message: Message, command: CommandObject, db: Storage, matcher: Matcher
+) -> None:
+    """Save a query after checking it parses; the index is rebuilt so it applies at once."""
+    text = (command.args or "").strip()
+    if not text:
+        await message.answer(
+            "Tell me what to watch for, e.g.\n" + _code(f"/subscribe {EXAMPLE_QUERY}")
+        )
+        return
+    try:
+        query = parse_query(text)
+    except QueryError as exc:
+        await message.answer(
+            f"⚠️ I can't use that query: {html.escape(str(exc), quote=False)}.\n"
+            f"A correct example: {_code(f'/subscribe {EXAMPLE_QUERY}')}"
+        )
+        return
+    await db.upsert_subscriber(message.chat.id, chat_name(message))
+    existing = await db.subscriptions_of(message.chat.id)
+    if len(existing) >= MAX_SUBSCRIPTIONS:
+        await message.answer(
+            f"You already have {len(existing)} queries, the most one chat can keep. "
+            "Remove one with /unsubscribe first."
+        )
+        return
+    if await db.add_subscription(message.chat.id, query.text) is None:
+        await message.answer(f"You are already subscribed to {_code(query.text)}.")
+        return
+    await matcher.refresh()
+    await message.answer(
+        f"✅ Subscribed to {_code(query.text)}. I'll alert you when a post matches.\n"
+        "See all your queries with /list."
+    )
+
+
+@router.message(Command("unsubscribe"))
+async def cmd_unsubscribe(
+    message: Message, command: CommandObject, db: Storage, matcher: Matcher
+) -> None:
+    """Remove a query given by its text or by its number in /list."""
+    target = (command.args or "").strip()
+    subscriptions = await db.subscriptions_of(message.chat.id)
+    if not target:
+        await message.answer(
+            "Which query? Give its number from /list or its text, e.g. " + _code("/unsubscribe 1")
+        )
+        return
+    chosen = None
+    if target.isdigit():
+        number = int(target)
+        if 1 <= number <= len(subscriptions):
+            chosen = subscriptions[number - 1]
+    else:
+        chosen = next((s for s in subscriptions if s.query == target), None)
+    if chosen is None:
+        await message.answer(
+            f"You have no query {_code(target)}. /list shows your queries with their numbers."
+        )
+        return
+    await db.remove_subscription(chosen.id)
+    await matcher.refresh()
+    await message.answer(f"🗑 Unsubscribed from {_code(chosen.query)}.")
+
+
+@router.message(Command("list"))
+async def cmd_list(message: Message, db: Storage) -> None:
+    subscriptions = await db.subscriptions_of(message.chat.id)
+    if not subscriptions:
+        await message.answer(
+            "You have no saved queries yet. Try " + _code(f"/subscribe {EXAMPLE_QUERY}")
+        )
+        return
+    lines = [f"{n}. {_code(s.query)}" for n, s in enumerate(subscriptions, start=1)]
+    await message.answer(
+        "<b>Your queries</b>\n" + "\n".join(lines) + "\n\nRemove one with /unsubscribe NUMBER."
+    )
