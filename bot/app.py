@@ -49,6 +49,13 @@ def make_bot(settings: Settings) -> Bot:
     )
 
 
+def build_dispatcher(storage: Storage, matcher: Matcher, settings: Settings) -> Dispatcher:
+    """The dispatcher with every router; handlers receive these objects by parameter name."""
+    dispatcher = Dispatcher(db=storage, matcher=matcher, settings=settings)
+    dispatcher.include_router(build_router())
+    return dispatcher
+
+
 async def start_sources(
     settings: Settings, storage: Storage, ingest: Ingest
 ) -> list[asyncio.Task[None]]:
@@ -86,8 +93,7 @@ async def run_service(settings: Settings) -> None:
     ingest = Ingest(storage, matcher, outbox_ready)
     worker = OutboxWorker(storage, TelegramSender(bot), settings.tz, outbox_ready)
 
-    dispatcher = Dispatcher(db=storage, matcher=matcher, settings=settings)
-    dispatcher.include_router(build_router())
+    dispatcher = build_dispatcher(storage, matcher, settings)
 
     scheduler = AsyncIOScheduler(timezone=UTC)
 

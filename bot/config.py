@@ -49,6 +49,13 @@ class Settings(BaseSettings):
             raise ValueError("expected an http(s) URL such as https://api.telegram.org")
         return value.rstrip("/")
 
+    @field_validator("dozor_db", mode="before")
+    @classmethod
+    def _db_path(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("expected a file path such as ./data/dozor.sqlite3")
+        return value
+
     @field_validator("sources", mode="before")
     @classmethod
     def _split_sources(cls, value: object) -> object:

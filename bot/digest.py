@@ -20,15 +20,18 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = timedelta(hours=24)
 SNIPPET_CHARS = 220
+QUERIES_CHARS = 200
 
 
 def latest_slot(now: datetime, at: time, tz: tzinfo) -> datetime:
     """The most recent moment, at or before `now`, when the clock in `tz` showed `at`."""
-    local = now.astimezone(tz)
-    slot = datetime.combine(local.date(), at, tzinfo=tz)
-    if slot > local:
-        slot = datetime.combine(local.date() - timedelta(days=1), at, tzinfo=tz)
-    return slot.astimezone(UTC)
+    # Compare in UTC: aware datetimes sharing a tzinfo compare by wall clock, which is wrong
+    # on the days clocks change.
+    local_date = now.astimezone(tz).date()
+    slot = datetime.combine(local_date, at, tzinfo=tz).astimezone(UTC)
+    if slot > now:
+        slot = datetime.combine(local_date - timedelta(days=1), at, tzinfo=tz).astimezone(UTC)
+    return slot
 
 
 def digest_due(subscriber: Subscriber, now: datetime, at: time, tz: tzinfo) -> bool:
@@ -38,6 +41,10 @@ def digest_due(subscriber: Subscriber, now: datetime, at: time, tz: tzinfo) -> b
     return reference < slot
 
 
+def _queries_label(entry: DigestEntry) -> str:
+    return shorten(" ".join(", ".join(entry.queries).split()), QUERIES_CHARS)
+
+
 def _entry_html(entry: DigestEntry, tz: tzinfo) -> str:
     post = entry.post.post
     when = post.date.astimezone(tz).strftime("%d.%m %H:%M")
@@ -45,7 +52,7 @@ def _entry_html(entry: DigestEntry, tz: tzinfo) -> str:
     link = safe_link(post.url)
     title = html.escape(f"{post.channel} · {when}", quote=False)
     head = f'<a href="{link}">{title}</a>' if link else title
-    queries = html.escape(", ".join(entry.queries), quote=False)
+    queries = html.escape(_queries_label(entry), quote=False)
     return f"• {head} — <i>{queries}</i>\n{html.escape(snippet, quote=False)}"
 
 
@@ -53,7 +60,7 @@ def _entry_visible(entry: DigestEntry, tz: tzinfo) -> int:
     post = entry.post.post
     when = post.date.astimezone(tz).strftime("%d.%m %H:%M")
     snippet = shorten(" ".join(post.text.split()), SNIPPET_CHARS)
-    plain = f"• {post.channel} · {when} — {', '.join(entry.queries)}\n{snippet}"
+    plain = f"• {post.channel} · {when} — {_queries_label(entry)}\n{snippet}"
     return visible_length(plain)
 
 

@@ -8,7 +8,9 @@ from handlers import fallback, start, subscriptions
 def build_router() -> Router:
     """All command routers; the fallback for unknown input comes last."""
     root = Router(name="dozor")
-    root.include_routers(start.router, subscriptions.router, fallback.router)
+    root.include_routers(
+        start.build_router(), subscriptions.build_router(), fallback.build_router()
+    )
     return root
 
 

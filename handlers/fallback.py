@@ -7,11 +7,7 @@ import html
 from aiogram import F, Router
 from aiogram.types import Message
 
-router = Router(name="fallback")
 
-
-# Only private chats: in groups, commands for other bots must not get an answer from us.
-@router.message(F.chat.type == "private", F.text.startswith("/"))
 async def cmd_unknown(message: Message) -> None:
     command = (message.text or "").split()[0][:64]
     await message.answer(
@@ -20,6 +16,13 @@ async def cmd_unknown(message: Message) -> None:
     )
 
 
-@router.message(F.chat.type == "private")
 async def on_other(message: Message) -> None:
     await message.answer("I understand commands only. /help lists them.")
+
+
+def build_router() -> Router:
+    router = Router(name="fallback")
+    # Only private chats: in groups, commands meant for other bots are none of our business.
+    router.message.register(cmd_unknown, F.chat.type == "private", F.text.startswith("/"))
+    router.message.register(on_other, F.chat.type == "private")
+    return router

@@ -9,8 +9,6 @@ from aiogram.types import Message
 from bot.storage import Storage
 from handlers.texts import HELP
 
-router = Router(name="start")
-
 
 def chat_name(message: Message) -> str:
     """A human name for the chat: a group's title or the user's name."""
@@ -20,13 +18,19 @@ def chat_name(message: Message) -> str:
     return user.full_name if user else str(message.chat.id)
 
 
-@router.message(CommandStart())
 async def cmd_start(message: Message, db: Storage) -> None:
     """Register the chat (or reactivate it after a block) and explain what Dozor does."""
     await db.upsert_subscriber(message.chat.id, chat_name(message))
     await message.answer("👋 Welcome to Dozor.\n\n" + HELP)
 
 
-@router.message(Command("help"))
 async def cmd_help(message: Message) -> None:
     await message.answer(HELP)
+
+
+def build_router() -> Router:
+    """A fresh router (routers can be attached to one dispatcher only)."""
+    router = Router(name="start")
+    router.message.register(cmd_start, CommandStart())
+    router.message.register(cmd_help, Command("help"))
+    return router

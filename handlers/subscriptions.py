@@ -14,8 +14,6 @@ from bot.storage import Storage
 from handlers.start import chat_name
 from handlers.texts import EXAMPLE_QUERY
 
-router = Router(name="subscriptions")
-
 MAX_SUBSCRIPTIONS = 100
 
 
@@ -23,7 +21,6 @@ def _code(text: str) -> str:
     return f"<code>{html.escape(text, quote=False)}</code>"
 
 
-@router.message(Command("subscribe"))
 async def cmd_subscribe(
     message: Message, command: CommandObject, db: Storage, matcher: Matcher
 ) -> None:
@@ -60,7 +57,6 @@ async def cmd_subscribe(
     )
 
 
-@router.message(Command("unsubscribe"))
 async def cmd_unsubscribe(
     message: Message, command: CommandObject, db: Storage, matcher: Matcher
 ) -> None:
@@ -89,7 +85,6 @@ async def cmd_unsubscribe(
     await message.answer(f"🗑 Unsubscribed from {_code(chosen.query)}.")
 
 
-@router.message(Command("list"))
 async def cmd_list(message: Message, db: Storage) -> None:
     subscriptions = await db.subscriptions_of(message.chat.id)
     if not subscriptions:
@@ -101,3 +96,11 @@ async def cmd_list(message: Message, db: Storage) -> None:
     await message.answer(
         "<b>Your queries</b>\n" + "\n".join(lines) + "\n\nRemove one with /unsubscribe NUMBER."
     )
+
+
+def build_router() -> Router:
+    router = Router(name="subscriptions")
+    router.message.register(cmd_subscribe, Command("subscribe"))
+    router.message.register(cmd_unsubscribe, Command("unsubscribe"))
+    router.message.register(cmd_list, Command("list"))
+    return router

@@ -65,18 +65,17 @@ def render_alert(
     post: StoredPost, queries: Sequence[str], spans: Sequence[Span], tz: tzinfo
 ) -> str:
     """One alert: the queries that matched, where and when, the post with matches in bold."""
-    names = shorten(", ".join(queries), MAX_QUERIES_SHOWN)
-    header_plain = f"🔔 {names}\n{source_label(post, tz)}"
+    # Whitespace (newlines too) inside queries is folded so the header stays two lines.
+    names = shorten(" ".join(", ".join(queries).split()), MAX_QUERIES_SHOWN)
+    where = source_label(post, tz)
     if post.post.edited:
-        header_plain += " · edited"
+        where += " · edited"
     if post.deleted:
-        header_plain += " · deleted"
+        where += " · deleted"
+    header_plain = f"🔔 {names}\n{where}"
     link = safe_link(post.post.url)
     footer_plain = "\n\nOpen the original post" if link else ""
-    header = (
-        f"🔔 <b>{html.escape(names, quote=False)}</b>\n"
-        f"{html.escape(header_plain.split(chr(10), 1)[1], quote=False)}"
-    )
+    header = f"🔔 <b>{html.escape(names, quote=False)}</b>\n{html.escape(where, quote=False)}"
     footer = f'\n\n<a href="{link}">Open the original post</a>' if link else ""
     budget = MAX_MESSAGE - visible_length(header_plain) - visible_length(footer_plain) - 2
     body = post.post.text.strip()

@@ -57,9 +57,13 @@ class Pacer:
         self,
         *,
         rate: float = GLOBAL_RATE,
+        private_interval: float = PRIVATE_INTERVAL,
+        group_interval: float = GROUP_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._interval = 1.0 / rate
+        self._private_interval = private_interval
+        self._group_interval = group_interval
         self._clock = clock
         self._next_global = 0.0
         self._next_chat: dict[int, float] = {}
@@ -67,7 +71,7 @@ class Pacer:
 
     def chat_interval(self, chat_id: int) -> float:
         # Private chats have positive ids; groups and channels negative ones.
-        return PRIVATE_INTERVAL if chat_id > 0 else GROUP_INTERVAL
+        return self._private_interval if chat_id > 0 else self._group_interval
 
     def pause(self, chat_id: int | None, seconds: float) -> None:
         """Hold a chat (or, with None, everything) for `seconds`, as Telegram asked."""
@@ -77,23 +81,31 @@ class Pacer:
         else:
             self._next_chat[chat_id] = max(self._next_chat.get(chat_id, 0.0), until)
 
+    def reserve(self, chat_id: int) -> float:
+        """Book the earliest moment both the global and the chat's slot are free."""
+        start = max(self._clock(), self._next_global, self._next_chat.get(chat_id, 0.0))
+        self._next_global = start + self._interval
+        self._next_chat[chat_id] = start + self.chat_interval(chat_id)
+        return start
+
     async def wait_turn(self, chat_id: int) -> None:
-        """Sleep until both the global slot and this chat's slot are free, then take them."""
+        """Sleep until this chat's booked slot comes."""
         async with self._lock:
-            now = self._clock()
-            start = max(now, self._next_global, self._next_chat.get(chat_id, 0.0))
-            self._next_global = start + self._interval
-            self._next_chat[chat_id] = start + self.chat_interval(chat_id)
-        if start > now:
-            await asyncio.sleep(start - now)
+            start = self.reserve(chat_id)
+        delay = start - self._clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
 
 class TelegramSender:
     """Sends through aiogram and turns its exceptions into SendResults."""
 
-    def __init__(self, bot: Bot, pacer: Pacer | None = None) -> None:
+    def __init__(
+        self, bot: Bot, pacer: Pacer | None = None, *, timeout: int = SEND_TIMEOUT
+    ) -> None:
         self._bot = bot
         self._pacer = pacer or Pacer()
+        self._timeout = timeout
 
     async def send(self, chat_id: int, html: str) -> SendResult:
         await self._pacer.wait_turn(chat_id)
@@ -103,7 +115,7 @@ class TelegramSender:
                 html,
                 parse_mode="HTML",
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
-                request_timeout=SEND_TIMEOUT,
+                request_timeout=self._timeout,
             )
         except TelegramRetryAfter as exc:
             self._pacer.pause(chat_id, exc.retry_after)

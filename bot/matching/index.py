@@ -60,6 +60,21 @@ def _evaluate(node: Node, view: _PostView) -> list[Span] | None:
     return matched if any(result is not None for result in results) else None
 
 
+def _index_keys(node: Node) -> set[str]:
+    """Words of which at least one must occur in any post the node matches.
+
+    A phrase needs its first word; "either" needs a key of each alternative; "both" needs the
+    keys of just one part — the one with the longest key, as longer words tend to be rarer,
+    so common words in a query do not make it a candidate for every post.
+    """
+    if isinstance(node, Phrase):
+        return {node.words[0]}
+    if isinstance(node, AnyOf):
+        return set().union(*(_index_keys(child) for child in node.children))
+    options = [_index_keys(child) for child in node.children]
+    return max(options, key=lambda keys: (min(len(k) for k in keys), -len(keys)))
+
+
 class QueryIndex:
     """All subscriptions' queries, indexed by the words they need."""
 
@@ -76,8 +91,8 @@ class QueryIndex:
         """Index a subscription; a query that no longer parses is skipped."""
         query = parse_query(subscription.query)
         self._queries[subscription.id] = (subscription, query)
-        for phrase in query.phrases():
-            self._by_word[phrase.words[0]].add(subscription.id)
+        for word in _index_keys(query.root):
+            self._by_word[word].add(subscription.id)
 
     def match(self, text: str) -> list[Hit]:
         """Every subscription the text matches, with the spans of the matched words."""

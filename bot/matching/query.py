@@ -105,8 +105,8 @@ def _lex(text: str) -> list[_Lexeme]:
 def _phrase(lexeme: _Lexeme) -> Phrase:
     words = tuple(token.norm for token in tokenize(lexeme.text))
     if not words:
-        what = "quotes hold" if lexeme.kind == "phrase" else "this holds"
-        raise QueryError(f"the {what} no letters or digits to search for", lexeme.position)
+        what = "the quotes hold" if lexeme.kind == "phrase" else f"{lexeme.text[:40]} has"
+        raise QueryError(f"{what} no letters or digits to search for", lexeme.position)
     return Phrase(words)
 
 

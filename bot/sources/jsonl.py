@@ -60,6 +60,11 @@ def parse_line(raw: bytes) -> Post:
         raise ValueError(f"not JSON: {exc.msg}") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
+    # JSON may carry lone surrogates (`"\ud800"`); replace them before validation.
+    data = {
+        key: value.encode("utf-8", "replace").decode("utf-8") if isinstance(value, str) else value
+        for key, value in data.items()
+    }
     try:
         line = _Line.model_validate(data)
     except ValidationError as exc:

@@ -1,0 +1,148 @@
+"""Chat commands end to end: real updates through the real dispatcher and the stand-in API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiogram import Bot
+
+from bot.app import build_dispatcher
+from bot.config import Settings
+from bot.ingest import Matcher
+from bot.storage import Storage
+from handlers.subscriptions import MAX_SUBSCRIPTIONS
+from tests.botapi import FakeBotAPI
+
+USER = 501
+
+
+class Chat:
+    """A person typing into the bot and reading its replies."""
+
+    def __init__(self, api: FakeBotAPI, chat_id: int = USER, chat_type: str = "private") -> None:
+        self.api = api
+        self.chat_id = chat_id
+        self.chat_type = chat_type
+
+    async def say(self, text: str) -> str:
+        before = len(self.api.sent_to(self.chat_id))
+        self.api.push_message(self.chat_id, text, user_id=USER, chat_type=self.chat_type)
+        replies = await self.api.wait_for_sent(before + 1, chat_id=self.chat_id, timeout=10)
+        return replies[-1].text
+
+
+@pytest.fixture
+async def matcher(storage: Storage) -> Matcher:
+    built = Matcher(storage)
+    await built.refresh()
+    return built
+
+
+@pytest.fixture
+async def chat(
+    storage: Storage, matcher: Matcher, api: FakeBotAPI, bot: Bot
+) -> AsyncIterator[Chat]:
+    dispatcher = build_dispatcher(storage, matcher, Settings(_env_file=None))  # type: ignore[call-arg]
+    polling = asyncio.create_task(
+        dispatcher.start_polling(
+            bot, handle_signals=False, close_bot_session=False, polling_timeout=1
+        )
+    )
+    yield Chat(api)
+    await dispatcher.stop_polling()
+    await asyncio.wait_for(polling, 10)
+
+
+async def test_start_registers_and_explains(chat: Chat, storage: Storage) -> None:
+    reply = await chat.say("/start")
+    assert "Dozor" in reply
+    assert "/subscribe" in reply
+    subscriber = await storage.get_subscriber(USER)
+    assert subscriber is not None
+    assert subscriber.active
+
+
+async def test_subscribe_list_unsubscribe(chat: Chat, matcher: Matcher) -> None:
+    await chat.say("/start")
+    reply = await chat.say("/subscribe Oreshnik")
+    assert "Subscribed" in reply
+    assert "Oreshnik" in reply
+    assert [h.subscription.query for h in matcher.match("The Oreshnik is here")] == ["Oreshnik"]
+    assert "already subscribed" in await chat.say("/subscribe Oreshnik")
+    await chat.say('/subscribe "INF Treaty" OR РСМД')
+    listing = await chat.say("/list")
+    assert "1. <code>Oreshnik</code>" in listing
+    assert "2. <code>&quot;INF Treaty&quot; OR РСМД</code>" in listing or (
+        '2. <code>"INF Treaty" OR РСМД</code>' in listing
+    )
+    assert "Unsubscribed" in await chat.say("/unsubscribe 1")
+    assert matcher.match("The Oreshnik is here") == []
+    assert "Unsubscribed" in await chat.say('/unsubscribe "INF Treaty" OR РСМД')
+    assert "no saved queries" in await chat.say("/list")
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("/subscribe", "/subscribe Oreshnik"),
+        ("/subscribe    ", "/subscribe Oreshnik"),
+        ('/subscribe "Oreshnik', "never closed"),
+        ("/subscribe Oreshnik OR", "OR needs a word"),
+        ("/subscribe OR Oreshnik", "OR needs a word"),
+        ('/subscribe "!!!"', "no letters or digits"),
+        ("/subscribe " + "x" * 600, "longer than 500"),
+        ("/subscribe " + " ".join(f"w{n}" for n in range(60)), "at most 50"),
+        ("/unsubscribe", "/unsubscribe 1"),
+        ("/unsubscribe 7", "no query"),
+        ("/unsubscribe <b>nope", "&lt;b&gt;nope"),
+        ("/subscribe Oreshnik & co", "&amp; has no letters or digits"),
+    ],
+)
+async def test_bad_input_gets_a_clear_answer(chat: Chat, command: str, expected: str) -> None:
+    reply = await chat.say(command)
+    assert expected in reply
+
+
+async def test_malformed_query_reply_shows_a_correct_example(chat: Chat) -> None:
+    reply = await chat.say('/subscribe "unclosed')
+    assert "at character 1" in reply
+    assert "/subscribe Oreshnik OR" in reply
+
+
+async def test_hostile_query_is_escaped_in_replies(chat: Chat) -> None:
+    reply = await chat.say("/subscribe <script>alert(1)</script> co")
+    assert "<script>" not in reply
+    assert "&lt;script&gt;" in reply
+    assert "&lt;script&gt;" in await chat.say("/list")
+
+
+async def test_unknown_command_and_plain_text(chat: Chat) -> None:
+    assert "don't know the command <code>/frobnicate</code>" in await chat.say("/frobnicate now")
+    assert "/help" in await chat.say("hello there")
+
+
+async def test_help(chat: Chat) -> None:
+    reply = await chat.say("/help")
+    assert "/subscribe" in reply
+    assert "/unsubscribe" in reply
+    assert "/list" in reply
+
+
+async def test_subscription_limit(chat: Chat, storage: Storage) -> None:
+    await storage.upsert_subscriber(USER, "heavy user")
+    for n in range(MAX_SUBSCRIPTIONS):
+        await storage.add_subscription(USER, f"term{n}")
+    reply = await chat.say("/subscribe one-more")
+    assert "the most one chat can keep" in reply
+    assert len(await storage.subscriptions_of(USER)) == MAX_SUBSCRIPTIONS
+
+
+async def test_group_chat_subscribes_as_a_chat(
+    storage: Storage, api: FakeBotAPI, chat: Chat
+) -> None:
+    group = Chat(api, chat_id=-100123, chat_type="supergroup")
+    reply = await group.say("/subscribe@dozor_test_bot Iskander")
+    assert "Subscribed" in reply
+    assert [s.query for s in await storage.subscriptions_of(-100123)] == ["Iskander"]

@@ -1,0 +1,172 @@
+"""Storage on a real SQLite file: idempotent ingest, edits, the outbox, migrations, FTS."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.domain import Post, Span
+from bot.storage import Storage
+from bot.storage.sqlite import MatchRecord
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def _post(post_id: str = "1", text: str = "Oreshnik launched", channel: str = "ch") -> Post:
+    return Post("jsonl", channel, post_id, NOW, text, f"https://t.me/{channel}/{post_id}")
+
+
+async def _subscribe(storage: Storage, chat_id: int, query: str) -> MatchRecord:
+    await storage.upsert_subscriber(chat_id, f"user {chat_id}")
+    subscription = await storage.add_subscription(chat_id, query)
+    assert subscription is not None
+    return MatchRecord(subscription.id, chat_id, query, (Span(0, 8),))
+
+
+async def test_migrations_create_schema_once(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    first = await Storage.open(path)
+    await first.close()
+    again = await Storage.open(path)  # applying migrations twice must be a no-op
+    await again.close()
+    with sqlite3.connect(path) as raw:
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
+        mode = raw.execute("PRAGMA journal_mode").fetchone()[0]
+        versions = raw.execute("SELECT version FROM schema_migrations").fetchall()
+    assert {
+        "sources",
+        "posts",
+        "posts_fts",
+        "subscribers",
+        "subscriptions",
+        "matches",
+        "outbox",
+    } <= tables
+    assert mode == "wal"
+    assert versions == [(1,)]
+
+
+async def test_same_post_twice_is_stored_and_alerted_once(storage: Storage) -> None:
+    match = await _subscribe(storage, 1, "Oreshnik")
+    first = await storage.save_post(_post(), [match])
+    second = await storage.save_post(_post(), [match])
+    assert (first.created, first.alerts_queued) == (True, 1)
+    assert (second.created, second.changed, second.alerts_queued) == (False, False, 0)
+    assert await storage.count_posts() == 1
+    assert len(await storage.pending_messages(datetime.now(UTC))) == 1
+
+
+async def test_one_alert_per_subscriber_names_every_query(storage: Storage) -> None:
+    a = await _subscribe(storage, 1, "Oreshnik")
+    b = await _subscribe(storage, 1, "launched")
+    c = await _subscribe(storage, 2, "Oreshnik")
+    await storage.save_post(_post(), [a, b, c])
+    pending = await storage.pending_messages(datetime.now(UTC))
+    by_chat = {m.chat_id: m.queries for m in pending}
+    assert by_chat == {1: ("Oreshnik", "launched"), 2: ("Oreshnik",)}
+
+
+async def test_edit_alerts_only_newly_matching_subscribers(storage: Storage) -> None:
+    a = await _subscribe(storage, 1, "Oreshnik")
+    b = await _subscribe(storage, 2, "Kapustin")
+    await storage.save_post(_post(text="Oreshnik launched"), [a])
+    result = await storage.save_post(_post(text="Oreshnik launched at Kapustin Yar"), [a, b])
+    assert result.changed
+    assert result.alerts_queued == 1
+    pending = await storage.pending_messages(datetime.now(UTC))
+    assert sorted(m.chat_id for m in pending) == [1, 2]
+    stored = await storage.get_post("jsonl", "ch", "1")
+    assert stored is not None
+    assert stored.post.edited
+    assert stored.post.text == "Oreshnik launched at Kapustin Yar"
+
+
+async def test_cursor_is_saved_with_the_post(storage: Storage) -> None:
+    source_id = await storage.ensure_source("jsonl:/x", "jsonl")
+    assert await storage.ensure_source("jsonl:/x", "jsonl") == source_id
+    assert await storage.get_cursor(source_id) is None
+    await storage.save_post(_post(), [], source_id=source_id, cursor="42")
+    assert await storage.get_cursor(source_id) == "42"
+
+
+async def test_failed_transaction_leaves_nothing(storage: Storage) -> None:
+    source_id = await storage.ensure_source("jsonl:/x", "jsonl")
+    await storage.save_post(_post("2"), [], source_id=source_id, cursor="1")
+    # A post whose date cannot be stored fails inside the transaction: neither the post
+    # nor the cursor moves, so the source will offer the same line again.
+    broken = Post("jsonl", "ch", "3", "not a date", "x", None)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        await storage.save_post(broken, [], source_id=source_id, cursor="2")
+    assert await storage.get_cursor(source_id) == "1"
+    assert await storage.get_post("jsonl", "ch", "3") is None
+
+
+async def test_outbox_states(storage: Storage) -> None:
+    match = await _subscribe(storage, 1, "Oreshnik")
+    await storage.save_post(_post("1"), [match])
+    await storage.save_post(_post("2"), [match])
+    await storage.save_post(_post("3"), [match])
+    first, second, third = await storage.pending_messages(datetime.now(UTC))
+    await storage.mark_sent(first.id)
+    await storage.set_aside(third.id, "Bad Request: can't parse entities")
+    assert await storage.outbox_counts() == {"pending": 1, "sent": 1, "failed": 1}
+    later = datetime.now(UTC) + timedelta(seconds=30)
+    await storage.postpone(second.id, later, "Too Many Requests")
+    assert await storage.pending_messages(datetime.now(UTC)) == []
+    assert await storage.next_attempt_at() == later
+    due = await storage.pending_messages(later)
+    assert [m.id for m in due] == [second.id]
+    assert due[0].attempts == 1
+
+
+async def test_postponed_message_holds_back_later_ones_for_that_chat(storage: Storage) -> None:
+    one = await _subscribe(storage, 1, "Oreshnik")
+    two = await _subscribe(storage, 2, "Oreshnik")
+    await storage.save_post(_post("1"), [one, two])
+    await storage.save_post(_post("2"), [one, two])
+    pending = await storage.pending_messages(datetime.now(UTC))
+    first_for_1 = next(m for m in pending if m.chat_id == 1)
+    await storage.postpone(first_for_1.id, datetime.now(UTC) + timedelta(minutes=1), "429")
+    due = await storage.pending_messages(datetime.now(UTC))
+    assert {m.chat_id for m in due} == {2}  # chat 1's second alert must not overtake its first
+
+
+async def test_blocked_subscriber_keeps_data_and_gets_nothing(storage: Storage) -> None:
+    match = await _subscribe(storage, 1, "Oreshnik")
+    await storage.save_post(_post(), [match])
+    await storage.deactivate_subscriber(1)
+    assert await storage.pending_messages(datetime.now(UTC)) == []
+    assert await storage.active_subscriptions() == []
+    assert [s.query for s in await storage.subscriptions_of(1)] == ["Oreshnik"]
+    subscriber = await storage.upsert_subscriber(1, "back again")  # /start reactivates
+    assert subscriber.active
+    assert len(await storage.pending_messages(datetime.now(UTC))) == 1
+
+
+async def test_subscriptions_are_unique_per_chat(storage: Storage) -> None:
+    await storage.upsert_subscriber(1, "a")
+    first = await storage.add_subscription(1, "Oreshnik")
+    assert first is not None
+    assert await storage.add_subscription(1, "Oreshnik") is None
+    await storage.remove_subscription(first.id)
+    assert await storage.subscriptions_of(1) == []
+
+
+async def test_full_text_search_treats_input_as_words(storage: Storage) -> None:
+    await storage.save_post(_post("1", "Искандер-М на учениях"), [])
+    await storage.save_post(_post("2", "Weather today"), [])
+    found = await storage.search_posts(["искандер"])
+    assert [p.post.post_id for p in found] == ["1"]
+    # FTS syntax in user input is quoted, never interpreted (and never an SQL error).
+    assert await storage.search_posts(['" OR *', "NEAR("]) == []
+
+
+async def test_hostile_text_round_trips(storage: Storage) -> None:
+    text = "<b>x</b> '; DROP TABLE posts; -- 🚀 \u202e"
+    await storage.save_post(_post("9", text), [])
+    stored = await storage.get_post("jsonl", "ch", "9")
+    assert stored is not None
+    assert stored.post.text == text
