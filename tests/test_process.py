@@ -142,3 +142,43 @@ async def test_subscribe_alert_kill_restart(
     links = [a.text.split('href="')[1].split('"')[0] for a in alerts]
     assert links == [f"https://t.me/milinfo/{n}" for n in (1, 3, 4, 6)]  # none twice
     assert "shutting down" in service.tail()
+
+
+async def test_digest_now_sends_each_subscriber_with_matches(
+    service: Service, api: FakeBotAPI, tmp_path: Path
+) -> None:
+    from bot.domain import Post, Span
+    from bot.storage import Storage
+    from bot.storage.sqlite import MatchRecord
+
+    storage = await Storage.open(service.env["DOZOR_DB"])
+    for chat_id in (USER, USER + 1):
+        await storage.upsert_subscriber(chat_id, "reader")
+    subscription = await storage.add_subscription(USER, "Oreshnik")
+    assert subscription is not None
+    post = Post(
+        "jsonl", "milinfo", "9", datetime.now(UTC), "Oreshnik & <co>", "https://t.me/milinfo/9"
+    )
+    match = MatchRecord(subscription.id, USER, "Oreshnik", (Span(0, 8),))
+    await storage.save_post(post, [match])
+    await storage.close()
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "digest",
+        "--now",
+        env=service.env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, output.decode()
+    # The alert queued by save_post goes out too: one sender drains the whole outbox.
+    texts = [m.text for m in api.sent_to(USER)]
+    digest = next(t for t in texts if "Digest" in t)
+    assert "1 matched post" in digest
+    assert "Oreshnik &amp; &lt;co&gt;" in digest
+    assert api.sent_to(USER + 1) == []  # no matches, no digest
