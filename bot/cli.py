@@ -1,13 +1,15 @@
-"""The `dozor` command line: run the service, send digests now, or run the offline demo."""
+"""The `dozor` command line: the service, digests now, the offline demo, one-off matching."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import TextIO
 
 from bot.config import Settings, SettingsError, load_settings
 
@@ -29,7 +31,45 @@ def _parser() -> argparse.ArgumentParser:
         help="send every subscriber with matches their digest at once",
     )
     commands.add_parser("demo", help="run the pipeline offline on bundled sample posts")
+    match = commands.add_parser(
+        "match",
+        help="print the ids of JSON-lines posts ({'id':..., 'text':...}) that match a query",
+    )
+    match.add_argument("query", help="a query, e.g. 'Oreshnik OR \"INF Treaty\"'")
+    match.add_argument("--file", "-f", default="-", help="JSON-lines file (default: stdin)")
+    match.add_argument("--explain", action="store_true", help="also print the words matched")
     return parser
+
+
+def run_match(query: str, lines: Iterable[str], out: TextIO, err: TextIO, explain: bool) -> int:
+    """`dozor match`: 0 after printing matching ids, 2 when the query is malformed."""
+    from bot.matching import QueryError, QueryMatcher
+
+    try:
+        matcher = QueryMatcher(query)
+    except QueryError as exc:
+        print(f"dozor match: {exc}", file=err)
+        return 2
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            post_id, text = record["id"], record["text"]
+            if not isinstance(text, str):
+                raise TypeError("text is not a string")
+        except (ValueError, KeyError, TypeError) as exc:
+            print(f"dozor match: line {number} skipped: {exc}", file=err)
+            continue
+        spans = matcher.spans(text)
+        if spans is None:
+            continue
+        if explain:
+            words = list(dict.fromkeys(text[s.start : s.end] for s in spans))
+            print(f"{post_id}\t{', '.join(words)}", file=out)
+        else:
+            print(post_id, file=out)
+    return 0
 
 
 def _configure_logging(level: str) -> None:
@@ -74,6 +114,15 @@ async def _digest_now(settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "match":  # offline: needs no settings
+        if args.file == "-":
+            return run_match(args.query, sys.stdin, sys.stdout, sys.stderr, args.explain)
+        try:
+            with open(args.file, encoding="utf-8", errors="replace") as handle:
+                return run_match(args.query, handle, sys.stdout, sys.stderr, args.explain)
+        except OSError as exc:
+            print(f"dozor match: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
     if args.command == "demo":  # offline: needs no settings and no token
         from bot.demo import run_demo
 

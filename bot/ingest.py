@@ -6,7 +6,7 @@ import asyncio
 import logging
 from dataclasses import replace
 
-from bot.domain import Post, clean_text
+from bot.domain import Post, Subscription, clean_text
 from bot.matching import Hit, QueryIndex
 from bot.storage import SaveResult, Storage
 from bot.storage.sqlite import MatchRecord
@@ -22,14 +22,26 @@ class Matcher:
         self._index = QueryIndex()
 
     async def refresh(self) -> None:
+        """Rebuild from every active subscription (at start, and when a chat comes back)."""
         subscriptions = await self._storage.active_subscriptions()
-        index = QueryIndex()
+        index = QueryIndex(expander=self._index.expander)
         for subscription in subscriptions:
-            try:
-                index.add(subscription)
-            except ValueError as exc:  # a query saved under older rules that no longer parses
-                log.warning("subscription %d skipped: %s", subscription.id, exc)
+            self._add(index, subscription)
         self._index = index
+
+    @staticmethod
+    def _add(index: QueryIndex, subscription: Subscription) -> None:
+        try:
+            index.add(subscription)
+        except ValueError as exc:  # a query saved under older rules that no longer parses
+            log.warning("subscription %d skipped: %s", subscription.id, exc)
+
+    def add(self, subscription: Subscription) -> None:
+        """Start matching a new subscription at once."""
+        self._add(self._index, subscription)
+
+    def remove(self, subscription_id: int) -> None:
+        self._index.remove(subscription_id)
 
     def match(self, text: str) -> list[Hit]:
         return self._index.match(text)

@@ -6,6 +6,7 @@ from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
+from bot.ingest import Matcher
 from bot.storage import Storage
 from handlers.texts import HELP
 
@@ -18,9 +19,17 @@ def chat_name(message: Message) -> str:
     return user.full_name if user else str(message.chat.id)
 
 
-async def cmd_start(message: Message, db: Storage) -> None:
-    """Register the chat (or reactivate it after a block) and explain what Dozor does."""
+async def register(message: Message, db: Storage, matcher: Matcher) -> None:
+    """Save the chat as a subscriber; a chat back after blocking the bot is matched again."""
+    before = await db.get_subscriber(message.chat.id)
     await db.upsert_subscriber(message.chat.id, chat_name(message))
+    if before is not None and not before.active:
+        await matcher.refresh()
+
+
+async def cmd_start(message: Message, db: Storage, matcher: Matcher) -> None:
+    """Register the chat (or reactivate it after a block) and explain what Dozor does."""
+    await register(message, db, matcher)
     await message.answer("👋 Welcome to Dozor.\n\n" + HELP)
 
 

@@ -11,7 +11,7 @@ from aiogram.types import Message
 from bot.ingest import Matcher
 from bot.matching import QueryError, parse_query
 from bot.storage import Storage
-from handlers.start import chat_name
+from handlers.start import register
 from handlers.texts import EXAMPLE_QUERY
 
 MAX_SUBSCRIPTIONS = 100
@@ -39,7 +39,7 @@ async def cmd_subscribe(
             f"A correct example: {_code(f'/subscribe {EXAMPLE_QUERY}')}"
         )
         return
-    await db.upsert_subscriber(message.chat.id, chat_name(message))
+    await register(message, db, matcher)
     existing = await db.subscriptions_of(message.chat.id)
     if len(existing) >= MAX_SUBSCRIPTIONS:
         await message.answer(
@@ -47,10 +47,11 @@ async def cmd_subscribe(
             "Remove one with /unsubscribe first."
         )
         return
-    if await db.add_subscription(message.chat.id, query.text) is None:
+    subscription = await db.add_subscription(message.chat.id, query.text)
+    if subscription is None:
         await message.answer(f"You are already subscribed to {_code(query.text)}.")
         return
-    await matcher.refresh()
+    matcher.add(subscription)
     await message.answer(
         f"✅ Subscribed to {_code(query.text)}. I'll alert you when a post matches.\n"
         "See all your queries with /list."
@@ -81,7 +82,7 @@ async def cmd_unsubscribe(
         )
         return
     await db.remove_subscription(chosen.id)
-    await matcher.refresh()
+    matcher.remove(chosen.id)
     await message.answer(f"🗑 Unsubscribed from {_code(chosen.query)}.")
 
 

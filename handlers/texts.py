@@ -1,6 +1,6 @@
 """Reply texts shared by several handlers (HTML; every dynamic part is escaped by the caller)."""
 
-EXAMPLE_QUERY = 'Oreshnik OR Орешник OR "INF Treaty"'
+EXAMPLE_QUERY = 'Oreshnik OR "INF Treaty" -лещина'
 
 HELP = (
     "<b>Dozor</b> watches Telegram channels and news feeds about arms control and military "
@@ -11,10 +11,16 @@ HELP = (
     "/unsubscribe <i>query or number</i> — stop one\n"
     "/help — this message\n\n"
     "<b>Queries</b>\n"
-    "<code>Oreshnik</code> — the word, any case, whole words only\n"
-    '<code>"INF Treaty"</code> — this exact phrase\n'
-    "<code>Oreshnik OR Орешник</code> — either\n"
-    "<code>moratorium INF</code> — both\n\n"
+    "<code>Oreshnik</code> — any form, case or script: Орешника, Орєшник, Oreshnik's\n"
+    '<code>"INF Treaty"</code> — these words together, in this order\n'
+    "<code>Oreshnik Belarus</code> or <code>… AND …</code> — both\n"
+    "<code>Oreshnik OR Burevestnik</code> (or <code>|</code>) — either\n"
+    "<code>Орешник -лещина</code> (or <code>NOT</code>) — without\n"
+    "<code>(Kalibr OR Kinzhal) Crimea</code> — grouping\n"
+    "<code>морат*</code> — words starting so; <code>=Калибр</code> — exactly this form\n"
+    "<code>/9[МM]7\\d\\d/</code> — a regular expression\n"
+    "Capitalised names match across scripts (Kalibr finds Калибр); known names find their "
+    "aliases (INF finds РСМД, 9M729 finds SSC-8).\n\n"
     f"Example: <code>/subscribe {EXAMPLE_QUERY}</code>\n"
     "You also get a daily digest of everything that matched."
 )

@@ -1,8 +1,11 @@
-"""The subscription index: finds which saved queries a post matches without trying them all.
+"""The subscription index: which saved queries does a post match, without trying them all.
 
-Every phrase of every query is indexed by its first word. A post is tokenised once; only the
-queries that share a word with it are evaluated, so cost follows the post, not the number of
-subscriptions.
+Each query is compiled once: every term is expanded into the forms it may take in a post
+(`forms.py`), and the query is filed under the forms of the terms it cannot match without
+(for `a b`, one of them; for `a OR b`, both). A post is tokenised and folded once; its tokens
+are looked up in that file to find candidate queries, and only those are evaluated — so the
+cost per post follows the post and the queries it matches, not the number of subscriptions.
+Identical queries of different subscribers are compiled and evaluated once.
 """
 
 from __future__ import annotations
@@ -10,10 +13,26 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice, product
+
+import re2
 
 from bot.domain import Span, Subscription
-from bot.matching.query import AllOf, AnyOf, Node, Phrase, Query, parse_query
-from bot.matching.text import Token, tokenize
+from bot.matching.forms import FormExpander, Sequence, exact_sequence
+from bot.matching.query import (
+    MIN_PREFIX_CHARS,
+    AllOf,
+    Node,
+    Not,
+    Phrase,
+    Regex,
+    Term,
+    compile_regex,
+    parse_query,
+)
+from bot.matching.text import Token, Tokenizer, fold
+
+MAX_PHRASE_VARIANTS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,91 +43,353 @@ class Hit:
     spans: tuple[Span, ...]
 
 
-class _PostView:
-    """A post's tokens arranged for fast phrase look-ups."""
+class PostView:
+    """A post's tokens arranged for look-ups, with a memo of terms already evaluated."""
 
-    def __init__(self, tokens: list[Token]) -> None:
+    def __init__(self, text: str, tokens: list[Token]) -> None:
+        self.text = text
         self.tokens = tokens
         self.positions: dict[str, list[int]] = defaultdict(list)
         for index, token in enumerate(tokens):
             self.positions[token.norm].append(index)
+        self.memo: dict[int, list[Span] | None] = {}
 
-    def find(self, phrase: Phrase) -> list[Span]:
-        """Spans of every occurrence of the phrase (empty if it does not occur)."""
+    def occurrences(self, forms: frozenset[str]) -> list[int]:
+        if len(forms) > len(self.positions):
+            return [i for norm, found in self.positions.items() if norm in forms for i in found]
+        return [i for form in forms for i in self.positions.get(form, ())]
+
+    def spans(self, first: int, length: int) -> list[Span]:
+        return [Span(t.start, t.end) for t in self.tokens[first : first + length]]
+
+
+# --- compiled nodes ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Words:
+    """A term or phrase: any of several word sequences, each word a set of accepted forms."""
+
+    sequences: tuple[Sequence, ...]
+
+    def evaluate(self, view: PostView) -> list[Span] | None:
+        cached = view.memo.get(id(self), False)
+        if cached is not False:
+            return cached  # type: ignore[return-value]
         found: list[Span] = []
-        words = phrase.words
-        for first in self.positions.get(words[0], ()):
-            last = first + len(words) - 1
-            if last < len(self.tokens) and all(
-                self.tokens[first + k].norm == word for k, word in enumerate(words)
-            ):
-                found.extend(Span(t.start, t.end) for t in self.tokens[first : last + 1])
-        return found
+        for sequence in self.sequences:
+            for first in view.occurrences(sequence[0]):
+                last = first + len(sequence) - 1
+                if last < len(view.tokens) and all(
+                    view.tokens[first + k].norm in forms for k, forms in enumerate(sequence)
+                ):
+                    found.extend(view.spans(first, len(sequence)))
+        result = found or None
+        view.memo[id(self)] = result
+        return result
 
 
-def _evaluate(node: Node, view: _PostView) -> list[Span] | None:
-    """Spans that satisfy the node, or None when it does not match."""
-    if isinstance(node, Phrase):
-        return view.find(node) or None
-    results = [_evaluate(child, view) for child in node.children]
-    if isinstance(node, AllOf):
-        if any(result is None for result in results):
+@dataclass(frozen=True, slots=True, eq=False)
+class _Prefix:
+    prefix: str
+
+    def evaluate(self, view: PostView) -> list[Span] | None:
+        found = [Span(t.start, t.end) for t in view.tokens if t.norm.startswith(self.prefix)]
+        return found or None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Regex:
+    pattern: str
+    compiled: re2._Regexp
+
+    def evaluate(self, view: PostView) -> list[Span] | None:
+        cached = view.memo.get(id(self), False)
+        if cached is not False:
+            return cached  # type: ignore[return-value]
+        found = [Span(*m.span()) for m in islice(self.compiled.finditer(view.text), 50)]
+        result = [s for s in found if s.end > s.start] or ([] if found else None)
+        view.memo[id(self)] = result
+        return result
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _All:
+    children: tuple[_Compiled, ...]
+
+    def evaluate(self, view: PostView) -> list[Span] | None:
+        spans: list[Span] = []
+        for child in self.children:
+            result = child.evaluate(view)
+            if result is None:
+                return None
+            spans.extend(result)
+        return spans
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Any:
+    children: tuple[_Compiled, ...]
+
+    def evaluate(self, view: PostView) -> list[Span] | None:
+        spans: list[Span] = []
+        matched = False
+        for child in self.children:
+            result = child.evaluate(view)
+            if result is not None:
+                matched = True
+                spans.extend(result)
+        return spans if matched else None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Not:
+    child: _Compiled
+
+    def evaluate(self, view: PostView) -> list[Span] | None:
+        return None if self.child.evaluate(view) is not None else []
+
+
+_Compiled = _Words | _Prefix | _Regex | _All | _Any | _Not
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """What a post must contain for a query to be worth evaluating (any one of these)."""
+
+    forms: frozenset[str] = frozenset()
+    prefixes: frozenset[str] = frozenset()
+    regexes: tuple[_Regex, ...] = ()
+
+    def __or__(self, other: _Keys) -> _Keys:
+        return _Keys(
+            self.forms | other.forms, self.prefixes | other.prefixes, self.regexes + other.regexes
+        )
+
+    def cost(self) -> tuple[int, int, int]:
+        """Lower is better: regexes run on every post, prefixes scan, short forms are common."""
+        shortest = min((len(form) for form in self.forms), default=0)
+        return (len(self.regexes), len(self.prefixes), -shortest)
+
+
+def _keys(node: _Compiled) -> _Keys | None:
+    if isinstance(node, _Words):
+        return _Keys(forms=frozenset().union(*(seq[0] for seq in node.sequences)))
+    if isinstance(node, _Prefix):
+        return _Keys(prefixes=frozenset({node.prefix}))
+    if isinstance(node, _Regex):
+        return _Keys(regexes=(node,))
+    if isinstance(node, _Not):
+        return None
+    options = [keys for child in node.children if (keys := _keys(child)) is not None]
+    if isinstance(node, _Any):
+        if len(options) < len(node.children):
             return None
-        return [span for result in results if result for span in result]
-    assert isinstance(node, AnyOf)
-    matched = [span for result in results if result for span in result]
-    return matched if any(result is not None for result in results) else None
+        result = _Keys()
+        for keys in options:
+            result = result | keys
+        return result
+    return min(options, key=_Keys.cost) if options else None
 
 
-def _index_keys(node: Node) -> set[str]:
-    """Words of which at least one must occur in any post the node matches.
+class _Compiler:
+    """Turns query trees into compiled nodes, sharing the nodes of identical terms."""
 
-    A phrase needs its first word; "either" needs a key of each alternative; "both" needs the
-    keys of just one part — the one with the longest key, as longer words tend to be rarer,
-    so common words in a query do not make it a candidate for every post.
-    """
-    if isinstance(node, Phrase):
-        return {node.words[0]}
-    if isinstance(node, AnyOf):
-        return set().union(*(_index_keys(child) for child in node.children))
-    options = [_index_keys(child) for child in node.children]
-    return max(options, key=lambda keys: (min(len(k) for k in keys), -len(keys)))
+    def __init__(self, expander: FormExpander) -> None:
+        self._expander = expander
+        self._terms: dict[tuple[str, bool, bool], _Compiled] = {}
+        self._regexes: dict[str, _Regex] = {}
+
+    def _chunk(self, chunk: str) -> list[Sequence]:
+        """Variants of one written word; its one-word variants merged into one form set."""
+        variants = self._expander.expand(chunk)
+        singles = [seq[0] for seq in variants if len(seq) == 1]
+        merged: list[Sequence] = [(frozenset().union(*singles),)] if singles else []
+        return merged + [seq for seq in variants if len(seq) > 1]
+
+    def compile(self, node: Node) -> _Compiled:
+        if isinstance(node, Term):
+            key = (node.text, node.exact, node.prefix)
+            if key not in self._terms:
+                if node.prefix:
+                    self._terms[key] = _Prefix(fold(node.text))
+                elif node.exact:
+                    self._terms[key] = _Words((exact_sequence(node.text),))
+                else:
+                    self._terms[key] = _Words(tuple(self._chunk(node.text)))
+            return self._terms[key]
+        if isinstance(node, Phrase):
+            key = (" ".join(node.words), False, False)
+            if key not in self._terms:
+                choices = [self._chunk(word) for word in node.words]
+                sequences = {
+                    tuple(form for part in combo for form in part)
+                    for combo in islice(product(*choices), MAX_PHRASE_VARIANTS)
+                }
+                # A phrase may itself be a name with aliases (`"New START"` = `ДСНВ`).
+                sequences.update(self._expander.phrase_aliases(key[0]))
+                self._terms[key] = _Words(tuple(sequences))
+            return self._terms[key]
+        if isinstance(node, Regex):
+            if node.pattern not in self._regexes:
+                self._regexes[node.pattern] = _Regex(node.pattern, compile_regex(node.pattern))
+            return self._regexes[node.pattern]
+        if isinstance(node, Not):
+            return _Not(self.compile(node.child))
+        children = tuple(self.compile(child) for child in node.children)
+        return _All(children) if isinstance(node, AllOf) else _Any(children)
+
+
+@dataclass(slots=True)
+class _Entry:
+    root: _Compiled
+    keys: _Keys
+    subscriptions: dict[int, Subscription]
 
 
 class QueryIndex:
-    """All subscriptions' queries, indexed by the words they need."""
+    """All subscriptions' queries, compiled and filed under the words they need."""
 
-    def __init__(self, subscriptions: Iterable[Subscription] = ()) -> None:
-        self._queries: dict[int, tuple[Subscription, Query]] = {}
-        self._by_word: dict[str, set[int]] = defaultdict(set)
+    def __init__(
+        self,
+        subscriptions: Iterable[Subscription] = (),
+        *,
+        expander: FormExpander | None = None,
+        tokenizer: Tokenizer | None = None,
+    ) -> None:
+        self._expander = expander or FormExpander.shared()
+        self._compiler = _Compiler(self._expander)
+        self._tokenizer = tokenizer or Tokenizer()
+        self._entries: dict[str, _Entry] = {}
+        self._query_of: dict[int, str] = {}
+        self._by_form: dict[str, set[str]] = defaultdict(set)
+        self._by_prefix: dict[str, set[str]] = defaultdict(set)
+        self._regex_queries: dict[str, set[str]] = defaultdict(set)
+        self._regex_set: tuple[re2.Set, list[str]] | None = None
+        self._regex_dirty = False
         for subscription in subscriptions:
             self.add(subscription)
 
     def __len__(self) -> int:
-        return len(self._queries)
+        return len(self._query_of)
+
+    @property
+    def expander(self) -> FormExpander:
+        return self._expander
 
     def add(self, subscription: Subscription) -> None:
-        """Index a subscription; a query that no longer parses is skipped."""
+        """Index a subscription (QueryError if its query does not parse)."""
+        if subscription.id in self._query_of:
+            self.remove(subscription.id)
         query = parse_query(subscription.query)
-        self._queries[subscription.id] = (subscription, query)
-        for word in _index_keys(query.root):
-            self._by_word[word].add(subscription.id)
+        entry = self._entries.get(query.text)
+        if entry is None:
+            root = self._compiler.compile(query.root)
+            keys = _keys(root)
+            assert keys is not None, "parse_query rejects queries that only exclude"
+            entry = _Entry(root, keys, {})
+            self._entries[query.text] = entry
+            for form in keys.forms:
+                self._by_form[form].add(query.text)
+            for prefix in keys.prefixes:
+                self._by_prefix[prefix].add(query.text)
+            for regex in keys.regexes:
+                self._regex_queries[regex.pattern].add(query.text)
+                self._regex_dirty = True
+        entry.subscriptions[subscription.id] = subscription
+        self._query_of[subscription.id] = query.text
+
+    def remove(self, subscription_id: int) -> None:
+        text = self._query_of.pop(subscription_id, None)
+        if text is None:
+            return
+        entry = self._entries[text]
+        del entry.subscriptions[subscription_id]
+        if entry.subscriptions:
+            return
+        del self._entries[text]
+        for form in entry.keys.forms:
+            self._by_form[form].discard(text)
+        for prefix in entry.keys.prefixes:
+            self._by_prefix[prefix].discard(text)
+        for regex in entry.keys.regexes:
+            self._regex_queries[regex.pattern].discard(text)
+            if not self._regex_queries[regex.pattern]:
+                del self._regex_queries[regex.pattern]
+            self._regex_dirty = True
+
+    def _regex_candidates(self, text: str) -> set[str]:
+        if self._regex_dirty:
+            self._regex_set = None
+            if self._regex_queries:
+                options = re2.Options()
+                options.case_sensitive = False
+                options.log_errors = False
+                regex_set = re2.Set.SearchSet(options)
+                patterns = list(self._regex_queries)
+                for pattern in patterns:
+                    regex_set.Add(pattern)
+                regex_set.Compile()
+                self._regex_set = (regex_set, patterns)
+            self._regex_dirty = False
+        if self._regex_set is None:
+            return set()
+        regex_set, patterns = self._regex_set
+        found: set[str] = set()
+        for number in regex_set.Match(text):
+            found |= self._regex_queries[patterns[number]]
+        return found
+
+    def candidates(self, view: PostView) -> set[str]:
+        """Queries that share a key with the post: the only ones worth evaluating."""
+        found: set[str] = set()
+        by_form = self._by_form
+        for norm in view.positions:
+            queries = by_form.get(norm)
+            if queries:
+                found |= queries
+        if self._by_prefix:
+            for norm in view.positions:
+                for end in range(MIN_PREFIX_CHARS, len(norm) + 1):
+                    queries = self._by_prefix.get(norm[:end])
+                    if queries:
+                        found |= queries
+        if self._regex_queries:
+            found |= self._regex_candidates(view.text)
+        return found
+
+    def view(self, text: str) -> PostView:
+        return PostView(text, self._tokenizer.tokenize(text))
 
     def match(self, text: str) -> list[Hit]:
         """Every subscription the text matches, with the spans of the matched words."""
-        view = _PostView(tokenize(text))
-        candidates: set[int] = set()
-        for word in view.positions:
-            candidates.update(self._by_word.get(word, ()))
+        view = self.view(text)
         hits: list[Hit] = []
-        for subscription_id in sorted(candidates):
-            subscription, query = self._queries[subscription_id]
-            spans = _evaluate(query.root, view)
-            if spans is not None:
-                hits.append(Hit(subscription, tuple(sorted(set(spans), key=lambda s: s.start))))
+        for query_text in self.candidates(view):
+            entry = self._entries[query_text]
+            spans = entry.root.evaluate(view)
+            if spans is None:
+                continue
+            ordered = tuple(sorted(set(spans), key=lambda s: (s.start, s.end)))
+            hits.extend(Hit(sub, ordered) for sub in entry.subscriptions.values())
+        hits.sort(key=lambda hit: hit.subscription.id)
         return hits
 
 
-def query_matches(query: str, text: str) -> bool:
-    """Whether one query matches one text (for `/search`-style one-off checks and tests)."""
-    return _evaluate(parse_query(query).root, _PostView(tokenize(text))) is not None
+class QueryMatcher:
+    """One query against many texts (for `dozor match` and `/search`)."""
+
+    def __init__(self, query: str, expander: FormExpander | None = None) -> None:
+        parsed = parse_query(query)
+        self._root = _Compiler(expander or FormExpander.shared()).compile(parsed.root)
+        self._tokenizer = Tokenizer()
+
+    def spans(self, text: str) -> list[Span] | None:
+        """Spans of the matched words, or None when the text does not match."""
+        result = self._root.evaluate(PostView(text, self._tokenizer.tokenize(text)))
+        return None if result is None else sorted(set(result), key=lambda s: (s.start, s.end))
+
+
+def query_matches(query: str, text: str, expander: FormExpander | None = None) -> bool:
+    """Whether one query matches one text."""
+    return QueryMatcher(query, expander).spans(text) is not None

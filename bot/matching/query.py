@@ -1,18 +1,34 @@
-"""The query language: parse a user's query into a small tree that the index can evaluate.
+"""The query language: one parser for subscriptions, `/search` and `dozor match`.
 
-First version: words (whole-word, case-insensitive), "quoted phrases", `a b` (both) and
-`a OR b` (either). Errors say what is wrong and where, so the bot can show them to the user.
+    word          any form of the word        "two words"   adjacent, in this order
+    a b, a AND b  both                        a OR b, a | b either
+    -a, NOT a     must not occur              ( ... )       grouping
+    word*         any word starting so        =word         exactly this form
+    /regex/       RE2 regular expression (linear time, never backtracking)
+
+The parser is a single left-to-right pass over at most MAX_QUERY_CHARS characters, so its
+work is linear in the input; errors say what is wrong and at which character.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
-from bot.matching.text import tokenize
+import re2
+
+from bot.matching.forms import split_parts
+from bot.matching.text import fold
 
 MAX_QUERY_CHARS = 500
 MAX_QUERY_TERMS = 50
-EXAMPLE = '/subscribe Oreshnik OR "Орешник" OR "INF Treaty"'
+MAX_DEPTH = 10
+MAX_REGEX_CHARS = 200
+MIN_PREFIX_CHARS = 2
+EXAMPLE = 'Oreshnik OR "INF Treaty" -hazel'
+
+_QUOTES = {'"': '"', "«": "»", "“": "”", "„": "“"}
+_SPECIAL = set('()"«“„|')
 
 
 class QueryError(ValueError):
@@ -25,114 +41,279 @@ class QueryError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Term:
+    """A word or compound (`Су-34`); `exact` for `=word`, `prefix` for `word*`."""
+
+    text: str
+    exact: bool = False
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Phrase:
-    """Normalised words that must occur adjacent and in this order (one word is a phrase of 1)."""
+    """Words (as written, split on spaces) that must occur adjacent, in order, in any form."""
 
     words: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class AllOf:
-    """Every child must match."""
+class Regex:
+    """A regular expression, compiled with RE2, searched in the post text."""
 
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
     children: tuple[Node, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class AnyOf:
-    """At least one child must match."""
-
     children: tuple[Node, ...]
 
 
-Node = Phrase | AllOf | AnyOf
+@dataclass(frozen=True, slots=True)
+class Not:
+    child: Node
+
+
+Node = Term | Phrase | Regex | AllOf | AnyOf | Not
 
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A parsed query: the text the user wrote and its tree."""
+    """A parsed query: the text as the user wrote it (whitespace folded) and its tree."""
 
     text: str
     root: Node
 
-    def phrases(self) -> list[Phrase]:
-        """Every phrase in the tree, left to right."""
-        found: list[Phrase] = []
-        stack: list[Node] = [self.root]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, Phrase):
-                found.append(node)
-            else:
-                stack.extend(reversed(node.children))
-        return found
-
 
 @dataclass(frozen=True, slots=True)
 class _Lexeme:
-    kind: str  # "word", "phrase" or "or"
+    kind: str  # word, phrase, regex, or, and, not, open, close
     text: str
     position: int
 
 
 def _lex(text: str) -> list[_Lexeme]:
     lexemes: list[_Lexeme] = []
-    i = 0
-    while i < len(text):
+    i, n = 0, len(text)
+    while i < n:
         char = text[i]
         if char.isspace():
             i += 1
-        elif char in '"«“„':
-            closing = {"«": "»", "“": "”", "„": "“"}.get(char, '"')
-            end = text.find(closing, i + 1)
+        elif char in _QUOTES:
+            end = text.find(_QUOTES[char], i + 1)
             if end < 0:
                 raise QueryError("a quote is opened but never closed", i)
             lexemes.append(_Lexeme("phrase", text[i + 1 : end], i))
             i = end + 1
+        elif char == "(":
+            lexemes.append(_Lexeme("open", char, i))
+            i += 1
+        elif char == ")":
+            lexemes.append(_Lexeme("close", char, i))
+            i += 1
         elif char == "|":
             lexemes.append(_Lexeme("or", char, i))
             i += 1
+        elif char == "-" and i + 1 < n and not text[i + 1].isspace() and text[i + 1] != "-":
+            lexemes.append(_Lexeme("not", char, i))
+            i += 1
+        elif char == "/":
+            end = i + 1
+            while end < n and text[end] != "/":
+                end += 2 if text[end] == "\\" else 1
+            if end >= n:
+                raise QueryError("a /regex/ is opened but never closed", i)
+            lexemes.append(_Lexeme("regex", text[i + 1 : end], i))
+            i = end + 1
         else:
             start = i
-            while i < len(text) and not text[i].isspace() and text[i] not in '"«“„|':
+            while i < n and not text[i].isspace() and text[i] not in _SPECIAL:
                 i += 1
             word = text[start:i]
-            kind = "or" if word == "OR" else "word"
+            kind = {"OR": "or", "AND": "and", "NOT": "not"}.get(word, "word")
             lexemes.append(_Lexeme(kind, word, start))
     return lexemes
 
 
-def _phrase(lexeme: _Lexeme) -> Phrase:
-    words = tuple(token.norm for token in tokenize(lexeme.text))
-    if not words:
-        what = "the quotes hold" if lexeme.kind == "phrase" else f"{lexeme.text[:40]} has"
-        raise QueryError(f"{what} no letters or digits to search for", lexeme.position)
-    return Phrase(words)
+class _Parser:
+    """Recursive descent over the lexemes; `steps` counts work (tests check it is linear)."""
+
+    def __init__(self, lexemes: list[_Lexeme], length: int) -> None:
+        self.lexemes = lexemes
+        self.index = 0
+        self.length = length
+        self.terms = 0
+        self.steps = 0
+
+    def peek(self) -> _Lexeme | None:
+        self.steps += 1
+        return self.lexemes[self.index] if self.index < len(self.lexemes) else None
+
+    def take(self) -> _Lexeme:
+        lexeme = self.lexemes[self.index]
+        self.index += 1
+        return lexeme
+
+    def parse(self) -> Node:
+        node = self.any_of(0)
+        extra = self.peek()
+        if extra is not None:
+            assert extra.kind == "close"
+            raise QueryError("a ) has no matching (", extra.position)
+        return node
+
+    def any_of(self, depth: int) -> Node:
+        children = [self.all_of(depth)]
+        while (lexeme := self.peek()) is not None and lexeme.kind == "or":
+            self.take()
+            following = self.peek()
+            if following is None or following.kind in ("or", "and", "close"):
+                raise QueryError("OR needs something to search for after it", lexeme.position)
+            children.append(self.all_of(depth))
+        return children[0] if len(children) == 1 else AnyOf(tuple(children))
+
+    def all_of(self, depth: int) -> Node:
+        children: list[Node] = []
+        while (lexeme := self.peek()) is not None and lexeme.kind not in ("or", "close"):
+            if lexeme.kind == "and":
+                self.take()
+                following = self.peek()
+                if not children or following is None or following.kind in ("or", "and", "close"):
+                    raise QueryError(
+                        "AND needs something to search for on both sides", lexeme.position
+                    )
+                continue
+            children.append(self.unary(depth))
+        if not children:
+            lexeme = self.peek()
+            if lexeme is None:
+                raise QueryError("the query ends where a term was expected", self.length)
+            if lexeme.kind == "or":
+                raise QueryError("OR needs something to search for before it", lexeme.position)
+            raise QueryError("( ) holds nothing to search for", lexeme.position)
+        return children[0] if len(children) == 1 else AllOf(tuple(children))
+
+    def unary(self, depth: int) -> Node:
+        lexeme = self.take()
+        if lexeme.kind == "not":
+            following = self.peek()
+            if following is None or following.kind in ("or", "and", "close", "not"):
+                raise QueryError(
+                    f"{lexeme.text} needs a term to exclude after it", lexeme.position
+                )
+            return Not(self.unary(depth))
+        if lexeme.kind == "open":
+            if depth >= MAX_DEPTH:
+                raise QueryError(f"brackets nest deeper than {MAX_DEPTH} levels", lexeme.position)
+            inner = self.peek()
+            if inner is not None and inner.kind == "close":
+                raise QueryError("( ) holds nothing to search for", lexeme.position)
+            node = self.any_of(depth + 1)
+            closing = self.peek()
+            if closing is None:
+                raise QueryError("a ( is never closed", lexeme.position)
+            self.take()
+            return node
+        self.count_term(lexeme)
+        if lexeme.kind == "phrase":
+            words = tuple(chunk for chunk in lexeme.text.split() if split_parts(chunk))
+            if not words:
+                raise QueryError("the quotes hold no letters or digits", lexeme.position)
+            return Phrase(words)
+        if lexeme.kind == "regex":
+            return _regex(lexeme)
+        return _term(lexeme)
+
+    def count_term(self, lexeme: _Lexeme) -> None:
+        self.terms += 1
+        if self.terms > MAX_QUERY_TERMS:
+            raise QueryError(f"the query has more than {MAX_QUERY_TERMS} terms", lexeme.position)
+
+
+def _term(lexeme: _Lexeme) -> Term:
+    text = lexeme.text
+    exact = text.startswith("=")
+    prefix = text.endswith("*")
+    body = text[1 if exact else 0 : len(text) - (1 if prefix else 0)]
+    if "*" in body:
+        raise QueryError("* may only end a word (word*)", lexeme.position + text.index("*"))
+    if not split_parts(body):
+        raise QueryError(f"{text[:40]} has no letters or digits to search for", lexeme.position)
+    if prefix:
+        if exact:
+            raise QueryError("use either =word or word*, not both", lexeme.position)
+        if len(split_parts(body)) > 1:
+            raise QueryError("word* takes a single word, not a compound", lexeme.position)
+        if len(fold(body)) < MIN_PREFIX_CHARS:
+            raise QueryError(
+                f"word* needs at least {MIN_PREFIX_CHARS} letters before the *", lexeme.position
+            )
+    return Term(body, exact=exact, prefix=prefix)
+
+
+def _regex(lexeme: _Lexeme) -> Regex:
+    pattern = lexeme.text
+    if not pattern:
+        raise QueryError("the /regex/ is empty", lexeme.position)
+    if len(pattern) > MAX_REGEX_CHARS:
+        raise QueryError(f"a /regex/ may be at most {MAX_REGEX_CHARS} characters", lexeme.position)
+    try:
+        compile_regex(pattern)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise QueryError(f"the /regex/ is not valid: {reason}", lexeme.position) from None
+    return Regex(pattern)
+
+
+def compile_regex(pattern: str) -> re2._Regexp:
+    """Compile case-insensitively with RE2: linear time, bounded memory, no backtracking."""
+    options = re2.Options()
+    options.case_sensitive = False
+    options.max_mem = 1 << 21
+    options.log_errors = False  # the error reaches the user; no need to log it too
+    return re2.compile(pattern, options)
+
+
+def _only_excludes(node: Node) -> bool:
+    """True when the node could match a post by absence alone."""
+    if isinstance(node, Not):
+        return True
+    if isinstance(node, AllOf):
+        return all(_only_excludes(child) for child in node.children)
+    if isinstance(node, AnyOf):
+        return any(_only_excludes(child) for child in node.children)
+    return False
 
 
 def parse_query(text: str) -> Query:
     """Parse a query or raise QueryError saying what is wrong and where."""
-    text = text.strip()
+    text = " ".join(text.split())
     if not text:
         raise QueryError("the query is empty")
     if len(text) > MAX_QUERY_CHARS:
         raise QueryError(f"the query is longer than {MAX_QUERY_CHARS} characters")
-    lexemes = _lex(text)
-    branches: list[list[Phrase]] = [[]]
-    for index, lexeme in enumerate(lexemes):
-        if lexeme.kind == "or":
-            if not branches[-1]:
-                raise QueryError("OR needs a word or phrase before it", lexeme.position)
-            if index == len(lexemes) - 1:
-                raise QueryError("OR needs a word or phrase after it", lexeme.position)
-            branches.append([])
-        else:
-            branches[-1].append(_phrase(lexeme))
-    terms = sum(len(branch) for branch in branches)
-    if terms > MAX_QUERY_TERMS:
-        raise QueryError(f"the query has {terms} terms; at most {MAX_QUERY_TERMS} are allowed")
-    alternatives: list[Node] = [
-        branch[0] if len(branch) == 1 else AllOf(tuple(branch)) for branch in branches
-    ]
-    root = alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))
+    parser = _Parser(_lex(text), len(text))
+    root = parser.parse()
+    if _only_excludes(root):
+        raise QueryError(
+            "the query only excludes; add something to look for, e.g. Oreshnik -hazel"
+        )
     return Query(text, root)
+
+
+def parse_steps(text: str) -> int:
+    """How many steps the parser took on a text (for the linear-time property test)."""
+    folded = " ".join(text.split())[:MAX_QUERY_CHARS]
+    try:
+        parser = _Parser(_lex(folded), len(folded))
+    except QueryError:
+        return len(text)  # the lexer alone: one pass over the characters
+    with contextlib.suppress(QueryError):
+        parser.parse()
+    return parser.steps + len(text)

@@ -1,4 +1,9 @@
-"""Tokenising and normalising text; posts and query terms go through the same functions."""
+"""Tokenising and normalising text. Posts and query terms go through the same functions.
+
+Posts are only folded here (case, Unicode variants, Ukrainian letters, look-alikes), never
+stemmed or transliterated: word forms and other scripts are expanded once per query term
+(see `forms.py`), so matching a post is plain dictionary look-ups.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,57 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-# A word is a run of letters/digits; hyphens and apostrophes split words, so that `Су-34`
-# becomes the two tokens `су` `34` and a query for `Су-34` is matched as that phrase.
-_WORD_RE = re.compile(r"[^\W_]+")
+# URLs and @mentions are skipped; a word is letters/digits joined by inner apostrophes or
+# hyphens (`Су-34`, `post-war`, `об'єкт`, `Kalibr's`).
+_TOKEN_RE = re.compile(
+    r"(?P<skip>(?:https?://|www\.)\S+|\bt\.me/\S+|(?<![\w.])@\w+)"
+    r"|(?P<word>[^\W_]+(?:['’ʼ`\-‐‑][^\W_]+)*)"
+)
+_PART_RE = re.compile(r"[^\W_]+(?:['’ʼ`][^\W_]+)*")
+_APOSTROPHES = "'’ʼ`"
+_POSSESSIVE = re.compile(r"['’ʼ`]s$")
+
+# Ukrainian and Belarusian letters fold to their Russian counterparts, so `Орєшник`,
+# `Іскандер`, `мораторій` meet `Орешник`, `Искандер`, `мораторий`.
+_CYRILLIC_FOLD = str.maketrans({"ё": "е", "є": "е", "і": "и", "ї": "и", "ґ": "г", "ў": "у"})
+_DROP_APOSTROPHES = str.maketrans(dict.fromkeys(_APOSTROPHES, None))
+# Lower-case Cyrillic letters whose capitals look like Latin ones (М/M, Х/X, С/C ...), and back.
+_CYR_TO_LAT = str.maketrans(
+    {
+        "а": "a",
+        "в": "b",
+        "е": "e",
+        "к": "k",
+        "м": "m",
+        "н": "h",
+        "о": "o",
+        "р": "p",
+        "с": "c",
+        "т": "t",
+        "у": "y",
+        "х": "x",
+        "і": "i",
+        "ј": "j",
+        "ѕ": "s",
+    }
+)
+_LAT_TO_CYR = str.maketrans(
+    {
+        "a": "а",
+        "b": "в",
+        "e": "е",
+        "k": "к",
+        "m": "м",
+        "h": "н",
+        "o": "о",
+        "p": "р",
+        "c": "с",
+        "t": "т",
+        "y": "у",
+        "x": "х",
+        "i": "і",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,11 +73,95 @@ class Token:
     end: int
 
 
-def normalise_word(word: str) -> str:
-    """Fold case and Unicode variants so that spelling differences do not matter."""
-    return unicodedata.normalize("NFKC", word).casefold().replace("ё", "е")
+def script_of(word: str) -> str:
+    """'cyr', 'lat', 'mixed' or 'none' (digits only), from the letters of a word."""
+    cyr = lat = 0
+    for char in word:
+        if "а" <= char <= "я" or char in "ёєіїґў":
+            cyr += 1
+        elif "a" <= char <= "z":
+            lat += 1
+    if cyr and lat:
+        return "mixed"
+    return "cyr" if cyr else "lat" if lat else "none"
+
+
+def fold(word: str) -> str:
+    """Case, Unicode and Ukrainian/Belarusian letter folding of one word (no look-alikes)."""
+    word = unicodedata.normalize("NFKC", word).casefold()
+    return word.translate(_DROP_APOSTROPHES).translate(_CYRILLIC_FOLD)
+
+
+def fold_compound(parts: list[str]) -> list[str]:
+    """Fold the parts of one compound (`Су-34` → `cy`, `34`) with look-alike folding.
+
+    Look-alikes are folded only where scripts are mixed or digits appear (codes such as
+    `9М729` or `Х-101`); applied everywhere it would merge real words (`ТОР`/`TOP`).
+    """
+    lowered = [unicodedata.normalize("NFKC", part).casefold() for part in parts]
+    joined = "".join(lowered)
+    script = script_of(joined)
+    has_digit = any(char.isdigit() for char in joined)
+    if has_digit and script in ("cyr", "mixed"):
+        lowered = [part.translate(_CYR_TO_LAT) for part in lowered]
+    elif script == "mixed":
+        cyr = sum(1 for char in joined if "а" <= char <= "я" or char in "ёєіїґў")
+        lat = sum(1 for char in joined if "a" <= char <= "z")
+        table = _LAT_TO_CYR if cyr >= lat else _CYR_TO_LAT
+        lowered = [part.translate(table) for part in lowered]
+    return [part.translate(_DROP_APOSTROPHES).translate(_CYRILLIC_FOLD) for part in lowered]
+
+
+class Tokenizer:
+    """Splits text into normalised tokens, caching the work done for each distinct word."""
+
+    def __init__(self, cache_size: int = 200_000) -> None:
+        self._cache: dict[str, list[tuple[str, int, int]]] = {}
+        self._cache_size = cache_size
+
+    def _parts(self, word: str) -> list[tuple[str, int, int]]:
+        """Normalised parts of one compound word with offsets relative to it."""
+        cached = self._cache.get(word)
+        if cached is not None:
+            return cached
+        pieces = [(m.group(), m.start(), m.end()) for m in _PART_RE.finditer(word)]
+        last_text, last_start, _last_end = pieces[-1]
+        possessive = _POSSESSIVE.search(last_text)
+        if possessive and script_of(last_text.casefold()) == "lat":
+            trimmed = last_text[: possessive.start()]
+            pieces[-1] = (trimmed, last_start, last_start + len(trimmed))
+        folded = fold_compound([text for text, _, _ in pieces])
+        result = [
+            (norm, start, end)
+            for norm, (_, start, end) in zip(folded, pieces, strict=True)
+            if norm
+        ]
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        self._cache[word] = result
+        return result
+
+    def tokenize(self, text: str) -> list[Token]:
+        tokens: list[Token] = []
+        for match in _TOKEN_RE.finditer(text):
+            word = match.group("word")
+            if word is None:
+                continue
+            base = match.start()
+            for norm, start, end in self._parts(word):
+                tokens.append(Token(norm, base + start, base + end))
+        return tokens
+
+
+_DEFAULT = Tokenizer()
 
 
 def tokenize(text: str) -> list[Token]:
-    """Split text into normalised word tokens with their character offsets."""
-    return [Token(normalise_word(m.group()), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
+    """Normalised tokens of a text (URLs and @mentions skipped), with character offsets."""
+    return _DEFAULT.tokenize(text)
+
+
+def normalise_word(word: str) -> str:
+    """The normal form a single word takes in a post (used for exact `=word` terms)."""
+    tokens = tokenize(word)
+    return tokens[0].norm if tokens else ""
