@@ -198,6 +198,7 @@ def test_index_add_and_remove() -> None:
     index.add(Subscription(2, 11, "Oreshnik", NOW))
     index.add(Subscription(3, 12, "/9[мm]7\\d\\d/", NOW))
     assert {h.subscription.id for h in index.match("Oreshnik 9M729")} == {1, 2, 3}
+    assert {h.subscription.id for h in index.match("Oreshnik only")} == {1, 2}
     index.remove(1)
     index.remove(3)
     assert {h.subscription.id for h in index.match("Oreshnik 9M729")} == {2}

@@ -336,7 +336,8 @@ class QueryIndex:
             return set()
         regex_set, patterns = self._regex_set
         found: set[str] = set()
-        for number in regex_set.Match(text):
+        # Set.Match answers None, not an empty list, when no pattern matches.
+        for number in regex_set.Match(text) or ():
             found |= self._regex_queries[patterns[number]]
         return found
 
