@@ -20,7 +20,6 @@ import re2
 from bot.domain import Span, Subscription
 from bot.matching.forms import FormExpander, Sequence, exact_sequence
 from bot.matching.query import (
-    MIN_PREFIX_CHARS,
     AllOf,
     Node,
     Not,
@@ -30,7 +29,7 @@ from bot.matching.query import (
     compile_regex,
     parse_query,
 )
-from bot.matching.text import Token, Tokenizer, fold
+from bot.matching.text import Tokenizer, fold
 
 MAX_PHRASE_VARIANTS = 32
 
@@ -44,23 +43,34 @@ class Hit:
 
 
 class PostView:
-    """A post's tokens arranged for look-ups, with a memo of terms already evaluated."""
+    """A post's words arranged for look-ups, with a memo of terms already evaluated."""
 
-    def __init__(self, text: str, tokens: list[Token]) -> None:
+    __slots__ = ("ends", "memo", "norms", "positions", "starts", "text")
+
+    def __init__(self, text: str, norms: list[str], starts: list[int], ends: list[int]) -> None:
         self.text = text
-        self.tokens = tokens
-        self.positions: dict[str, list[int]] = defaultdict(list)
-        for index, token in enumerate(tokens):
-            self.positions[token.norm].append(index)
+        self.norms = norms
+        self.starts = starts
+        self.ends = ends
+        positions: dict[str, list[int]] = {}
+        for index, norm in enumerate(norms):
+            found = positions.get(norm)
+            if found is None:
+                positions[norm] = [index]
+            else:
+                found.append(index)
+        self.positions = positions
         self.memo: dict[int, list[Span] | None] = {}
 
     def occurrences(self, forms: frozenset[str]) -> list[int]:
-        if len(forms) > len(self.positions):
-            return [i for norm, found in self.positions.items() if norm in forms for i in found]
-        return [i for form in forms for i in self.positions.get(form, ())]
+        """Indexes of the words that are one of `forms` (a set intersection, done in C)."""
+        common = self.positions.keys() & forms
+        if not common:
+            return []
+        return [i for form in common for i in self.positions[form]]
 
     def spans(self, first: int, length: int) -> list[Span]:
-        return [Span(t.start, t.end) for t in self.tokens[first : first + length]]
+        return [Span(self.starts[i], self.ends[i]) for i in range(first, first + length)]
 
 
 # --- compiled nodes ---------------------------------------------------------------------
@@ -77,13 +87,16 @@ class _Words:
         if cached is not False:
             return cached  # type: ignore[return-value]
         found: list[Span] = []
+        norms = view.norms
         for sequence in self.sequences:
+            length = len(sequence)
             for first in view.occurrences(sequence[0]):
-                last = first + len(sequence) - 1
-                if last < len(view.tokens) and all(
-                    view.tokens[first + k].norm in forms for k, forms in enumerate(sequence)
+                if length == 1:
+                    found.append(Span(view.starts[first], view.ends[first]))
+                elif first + length <= len(norms) and all(
+                    norms[first + k] in sequence[k] for k in range(1, length)
                 ):
-                    found.extend(view.spans(first, len(sequence)))
+                    found.extend(view.spans(first, length))
         result = found or None
         view.memo[id(self)] = result
         return result
@@ -94,7 +107,11 @@ class _Prefix:
     prefix: str
 
     def evaluate(self, view: PostView) -> list[Span] | None:
-        found = [Span(t.start, t.end) for t in view.tokens if t.norm.startswith(self.prefix)]
+        found = [
+            Span(view.starts[i], view.ends[i])
+            for i, norm in enumerate(view.norms)
+            if norm.startswith(self.prefix)
+        ]
         return found or None
 
 
@@ -240,11 +257,49 @@ class _Compiler:
         return _All(children) if isinstance(node, AllOf) else _Any(children)
 
 
+def _is_direct(node: _Compiled) -> bool:
+    """Single words or an OR of them: finding one of their forms in a post is the match."""
+    if isinstance(node, _Words):
+        return all(len(sequence) == 1 for sequence in node.sequences)
+    return isinstance(node, _Any) and all(_is_direct(child) for child in node.children)
+
+
 @dataclass(slots=True)
 class _Entry:
+    text: str
     root: _Compiled
     keys: _Keys
+    direct: bool
     subscriptions: dict[int, Subscription]
+
+
+class QueryHit:
+    """A distinct query that matched a post; the spans to bold are worked out when asked for."""
+
+    __slots__ = ("_entry", "_spans", "_view")
+
+    def __init__(self, entry: _Entry, view: PostView, spans: list[Span] | None = None) -> None:
+        self._entry = entry
+        self._view = view
+        self._spans = spans
+
+    @property
+    def query(self) -> str:
+        return self._entry.text
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        return list(self._entry.subscriptions.values())
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self._entry.subscriptions)
+
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        if self._spans is None:
+            self._spans = self._entry.root.evaluate(self._view) or []
+        return tuple(sorted(set(self._spans), key=lambda s: (s.start, s.end)))
 
 
 class QueryIndex:
@@ -263,7 +318,9 @@ class QueryIndex:
         self._entries: dict[str, _Entry] = {}
         self._query_of: dict[int, str] = {}
         self._by_form: dict[str, set[str]] = defaultdict(set)
+        self._direct_by_form: dict[str, set[str]] = defaultdict(set)
         self._by_prefix: dict[str, set[str]] = defaultdict(set)
+        self._prefix_lengths: dict[int, int] = defaultdict(int)
         self._regex_queries: dict[str, set[str]] = defaultdict(set)
         self._regex_set: tuple[re2.Set, list[str]] | None = None
         self._regex_dirty = False
@@ -287,12 +344,14 @@ class QueryIndex:
             root = self._compiler.compile(query.root)
             keys = _keys(root)
             assert keys is not None, "parse_query rejects queries that only exclude"
-            entry = _Entry(root, keys, {})
+            entry = _Entry(query.text, root, keys, _is_direct(root), {})
             self._entries[query.text] = entry
+            by_form = self._direct_by_form if entry.direct else self._by_form
             for form in keys.forms:
-                self._by_form[form].add(query.text)
+                by_form[form].add(query.text)
             for prefix in keys.prefixes:
                 self._by_prefix[prefix].add(query.text)
+                self._prefix_lengths[len(prefix)] += 1
             for regex in keys.regexes:
                 self._regex_queries[regex.pattern].add(query.text)
                 self._regex_dirty = True
@@ -308,10 +367,14 @@ class QueryIndex:
         if entry.subscriptions:
             return
         del self._entries[text]
+        by_form = self._direct_by_form if entry.direct else self._by_form
         for form in entry.keys.forms:
-            self._by_form[form].discard(text)
+            by_form[form].discard(text)
         for prefix in entry.keys.prefixes:
             self._by_prefix[prefix].discard(text)
+            self._prefix_lengths[len(prefix)] -= 1
+            if not self._prefix_lengths[len(prefix)]:
+                del self._prefix_lengths[len(prefix)]
         for regex in entry.keys.regexes:
             self._regex_queries[regex.pattern].discard(text)
             if not self._regex_queries[regex.pattern]:
@@ -342,37 +405,59 @@ class QueryIndex:
         return found
 
     def candidates(self, view: PostView) -> set[str]:
-        """Queries that share a key with the post: the only ones worth evaluating."""
-        found: set[str] = set()
+        """Queries that share a key with the post: the only ones worth looking at."""
+        direct, others = self._candidates(view)
+        return direct | others
+
+    def _candidates(self, view: PostView) -> tuple[set[str], set[str]]:
+        """(queries the post matches by finding them, queries still to evaluate)."""
+        direct: set[str] = set()
+        others: set[str] = set()
+        direct_by_form = self._direct_by_form
         by_form = self._by_form
         for norm in view.positions:
+            queries = direct_by_form.get(norm)
+            if queries:
+                direct |= queries
             queries = by_form.get(norm)
             if queries:
-                found |= queries
-        if self._by_prefix:
+                others |= queries
+        if self._prefix_lengths:
+            by_prefix = self._by_prefix
+            lengths = list(self._prefix_lengths)
             for norm in view.positions:
-                for end in range(MIN_PREFIX_CHARS, len(norm) + 1):
-                    queries = self._by_prefix.get(norm[:end])
-                    if queries:
-                        found |= queries
+                for length in lengths:
+                    if length <= len(norm):
+                        queries = by_prefix.get(norm[:length])
+                        if queries:
+                            others |= queries
         if self._regex_queries:
-            found |= self._regex_candidates(view.text)
-        return found
+            others |= self._regex_candidates(view.text)
+        return direct, others
 
     def view(self, text: str) -> PostView:
-        return PostView(text, self._tokenizer.tokenize(text))
+        return PostView(text, *self._tokenizer.scan(text))
+
+    def match_queries(self, text: str) -> list[QueryHit]:
+        """Every distinct query the text matches; each names its subscriptions."""
+        view = self.view(text)
+        direct, others = self._candidates(view)
+        entries = self._entries
+        hits = [QueryHit(entries[query], view) for query in direct]
+        for query in others - direct:
+            entry = entries[query]
+            spans = entry.root.evaluate(view)
+            if spans is not None:
+                hits.append(QueryHit(entry, view, spans))
+        return hits
 
     def match(self, text: str) -> list[Hit]:
         """Every subscription the text matches, with the spans of the matched words."""
-        view = self.view(text)
-        hits: list[Hit] = []
-        for query_text in self.candidates(view):
-            entry = self._entries[query_text]
-            spans = entry.root.evaluate(view)
-            if spans is None:
-                continue
-            ordered = tuple(sorted(set(spans), key=lambda s: (s.start, s.end)))
-            hits.extend(Hit(sub, ordered) for sub in entry.subscriptions.values())
+        hits = [
+            Hit(subscription, query_hit.spans)
+            for query_hit in self.match_queries(text)
+            for subscription in query_hit.subscriptions
+        ]
         hits.sort(key=lambda hit: hit.subscription.id)
         return hits
 
@@ -387,7 +472,7 @@ class QueryMatcher:
 
     def spans(self, text: str) -> list[Span] | None:
         """Spans of the matched words, or None when the text does not match."""
-        result = self._root.evaluate(PostView(text, self._tokenizer.tokenize(text)))
+        result = self._root.evaluate(PostView(text, *self._tokenizer.scan(text)))
         return None if result is None else sorted(set(result), key=lambda s: (s.start, s.end))
 
 

@@ -141,16 +141,27 @@ class Tokenizer:
         self._cache[word] = result
         return result
 
-    def tokenize(self, text: str) -> list[Token]:
-        tokens: list[Token] = []
+    def scan(self, text: str) -> tuple[list[str], list[int], list[int]]:
+        """Normalised words with their start and end offsets, as three parallel lists."""
+        norms: list[str] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        parts_of = self._cache.get
         for match in _TOKEN_RE.finditer(text):
             word = match.group("word")
             if word is None:
                 continue
             base = match.start()
-            for norm, start, end in self._parts(word):
-                tokens.append(Token(norm, base + start, base + end))
-        return tokens
+            parts = parts_of(word) or self._parts(word)
+            for norm, start, end in parts:
+                norms.append(norm)
+                starts.append(base + start)
+                ends.append(base + end)
+        return norms, starts, ends
+
+    def tokenize(self, text: str) -> list[Token]:
+        norms, starts, ends = self.scan(text)
+        return [Token(*fields) for fields in zip(norms, starts, ends, strict=True)]
 
 
 _DEFAULT = Tokenizer()
