@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice, product
 
 import re2
@@ -43,15 +43,17 @@ class Hit:
 
 
 class PostView:
-    """A post's words arranged for look-ups, with a memo of terms already evaluated."""
+    """A post's words arranged for look-ups, with a memo of terms already evaluated.
 
-    __slots__ = ("ends", "memo", "norms", "positions", "starts", "text")
+    Offsets are only worked out when spans are asked for: most posts match nothing.
+    """
 
-    def __init__(self, text: str, norms: list[str], starts: list[int], ends: list[int]) -> None:
+    __slots__ = ("_ends", "_starts", "_tokenizer", "memo", "norms", "positions", "present", "text")
+
+    def __init__(self, text: str, tokenizer: Tokenizer) -> None:
         self.text = text
-        self.norms = norms
-        self.starts = starts
-        self.ends = ends
+        self._tokenizer = tokenizer
+        self.norms = norms = tokenizer.norms(text)
         positions: dict[str, list[int]] = {}
         for index, norm in enumerate(norms):
             found = positions.get(norm)
@@ -60,7 +62,16 @@ class PostView:
             else:
                 found.append(index)
         self.positions = positions
-        self.memo: dict[int, list[Span] | None] = {}
+        self.memo: dict[object, list[Span] | None] = {}
+        # Terms whose first word occurs in the post (None: unknown, evaluate everything).
+        self.present: set[object] | None = None
+        self._starts: list[int] | None = None
+        self._ends: list[int] = []
+
+    def _offsets(self) -> tuple[list[int], list[int]]:
+        if self._starts is None:
+            _, self._starts, self._ends = self._tokenizer.scan(self.text)
+        return self._starts, self._ends
 
     def occurrences(self, forms: frozenset[str]) -> list[int]:
         """Indexes of the words that are one of `forms` (a set intersection, done in C)."""
@@ -70,7 +81,8 @@ class PostView:
         return [i for form in common for i in self.positions[form]]
 
     def spans(self, first: int, length: int) -> list[Span]:
-        return [Span(self.starts[i], self.ends[i]) for i in range(first, first + length)]
+        starts, ends = self._offsets()
+        return [Span(starts[i], ends[i]) for i in range(first, first + length)]
 
 
 # --- compiled nodes ---------------------------------------------------------------------
@@ -81,9 +93,26 @@ class _Words:
     """A term or phrase: any of several word sequences, each word a set of accepted forms."""
 
     sequences: tuple[Sequence, ...]
+    single: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        # One-word sequences only: occurring in the post's words is the whole test.
+        object.__setattr__(self, "single", all(len(seq) == 1 for seq in self.sequences))
+
+    def test(self, view: PostView) -> bool:
+        """Whether the term occurs (cheaper than its spans: no offsets are needed)."""
+        present = view.present
+        if present is not None:
+            if self not in present:
+                return False
+            if self.single:
+                return True
+        return self.evaluate(view) is not None
 
     def evaluate(self, view: PostView) -> list[Span] | None:
-        cached = view.memo.get(id(self), False)
+        if view.present is not None and self not in view.present:
+            return None
+        cached = view.memo.get(self, False)
         if cached is not False:
             return cached  # type: ignore[return-value]
         found: list[Span] = []
@@ -91,14 +120,13 @@ class _Words:
         for sequence in self.sequences:
             length = len(sequence)
             for first in view.occurrences(sequence[0]):
-                if length == 1:
-                    found.append(Span(view.starts[first], view.ends[first]))
-                elif first + length <= len(norms) and all(
-                    norms[first + k] in sequence[k] for k in range(1, length)
+                if length == 1 or (
+                    first + length <= len(norms)
+                    and all(norms[first + k] in sequence[k] for k in range(1, length))
                 ):
                     found.extend(view.spans(first, length))
         result = found or None
-        view.memo[id(self)] = result
+        view.memo[self] = result
         return result
 
 
@@ -106,11 +134,15 @@ class _Words:
 class _Prefix:
     prefix: str
 
+    def test(self, view: PostView) -> bool:
+        return any(norm.startswith(self.prefix) for norm in view.positions)
+
     def evaluate(self, view: PostView) -> list[Span] | None:
         found = [
-            Span(view.starts[i], view.ends[i])
+            span
             for i, norm in enumerate(view.norms)
             if norm.startswith(self.prefix)
+            for span in view.spans(i, 1)
         ]
         return found or None
 
@@ -120,19 +152,25 @@ class _Regex:
     pattern: str
     compiled: re2._Regexp
 
+    def test(self, view: PostView) -> bool:
+        return self.evaluate(view) is not None
+
     def evaluate(self, view: PostView) -> list[Span] | None:
-        cached = view.memo.get(id(self), False)
+        cached = view.memo.get(self, False)
         if cached is not False:
             return cached  # type: ignore[return-value]
         found = [Span(*m.span()) for m in islice(self.compiled.finditer(view.text), 50)]
         result = [s for s in found if s.end > s.start] or ([] if found else None)
-        view.memo[id(self)] = result
+        view.memo[self] = result
         return result
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _All:
     children: tuple[_Compiled, ...]
+
+    def test(self, view: PostView) -> bool:
+        return all(child.test(view) for child in self.children)
 
     def evaluate(self, view: PostView) -> list[Span] | None:
         spans: list[Span] = []
@@ -147,6 +185,9 @@ class _All:
 @dataclass(frozen=True, slots=True, eq=False)
 class _Any:
     children: tuple[_Compiled, ...]
+
+    def test(self, view: PostView) -> bool:
+        return any(child.test(view) for child in self.children)
 
     def evaluate(self, view: PostView) -> list[Span] | None:
         spans: list[Span] = []
@@ -163,8 +204,11 @@ class _Any:
 class _Not:
     child: _Compiled
 
+    def test(self, view: PostView) -> bool:
+        return not self.child.test(view)
+
     def evaluate(self, view: PostView) -> list[Span] | None:
-        return None if self.child.evaluate(view) is not None else []
+        return None if self.child.test(view) else []
 
 
 _Compiled = _Words | _Prefix | _Regex | _All | _Any | _Not
@@ -216,6 +260,15 @@ class _Compiler:
         self._expander = expander
         self._terms: dict[tuple[str, bool, bool], _Compiled] = {}
         self._regexes: dict[str, _Regex] = {}
+        # Every word node by the forms its sequences start with: a post's words tell at once
+        # which terms can occur in it, and every other term is skipped without a look.
+        self.words_by_form: dict[str, list[_Words]] = defaultdict(list)
+
+    def _words(self, sequences: tuple[Sequence, ...]) -> _Words:
+        node = _Words(sequences)
+        for form in frozenset().union(*(sequence[0] for sequence in sequences)):
+            self.words_by_form[form].append(node)
+        return node
 
     def _chunk(self, chunk: str) -> list[Sequence]:
         """Variants of one written word; its one-word variants merged into one form set."""
@@ -231,9 +284,9 @@ class _Compiler:
                 if node.prefix:
                     self._terms[key] = _Prefix(fold(node.text))
                 elif node.exact:
-                    self._terms[key] = _Words((exact_sequence(node.text),))
+                    self._terms[key] = self._words((exact_sequence(node.text),))
                 else:
-                    self._terms[key] = _Words(tuple(self._chunk(node.text)))
+                    self._terms[key] = self._words(tuple(self._chunk(node.text)))
             return self._terms[key]
         if isinstance(node, Phrase):
             key = (" ".join(node.words), False, False)
@@ -245,7 +298,7 @@ class _Compiler:
                 }
                 # A phrase may itself be a name with aliases (`"New START"` = `ДСНВ`).
                 sequences.update(self._expander.phrase_aliases(key[0]))
-                self._terms[key] = _Words(tuple(sequences))
+                self._terms[key] = self._words(tuple(sequences))
             return self._terms[key]
         if isinstance(node, Regex):
             if node.pattern not in self._regexes:
@@ -413,8 +466,10 @@ class QueryIndex:
         """(queries the post matches by finding them, queries still to evaluate)."""
         direct: set[str] = set()
         others: set[str] = set()
+        present: set[object] = set()
         direct_by_form = self._direct_by_form
         by_form = self._by_form
+        words_by_form = self._compiler.words_by_form
         for norm in view.positions:
             queries = direct_by_form.get(norm)
             if queries:
@@ -422,6 +477,10 @@ class QueryIndex:
             queries = by_form.get(norm)
             if queries:
                 others |= queries
+            words = words_by_form.get(norm)
+            if words:
+                present.update(words)
+        view.present = present
         if self._prefix_lengths:
             by_prefix = self._by_prefix
             lengths = list(self._prefix_lengths)
@@ -436,7 +495,7 @@ class QueryIndex:
         return direct, others
 
     def view(self, text: str) -> PostView:
-        return PostView(text, *self._tokenizer.scan(text))
+        return PostView(text, self._tokenizer)
 
     def match_queries(self, text: str) -> list[QueryHit]:
         """Every distinct query the text matches; each names its subscriptions."""
@@ -446,9 +505,8 @@ class QueryIndex:
         hits = [QueryHit(entries[query], view) for query in direct]
         for query in others - direct:
             entry = entries[query]
-            spans = entry.root.evaluate(view)
-            if spans is not None:
-                hits.append(QueryHit(entry, view, spans))
+            if entry.root.test(view):
+                hits.append(QueryHit(entry, view))
         return hits
 
     def match(self, text: str) -> list[Hit]:
@@ -472,7 +530,7 @@ class QueryMatcher:
 
     def spans(self, text: str) -> list[Span] | None:
         """Spans of the matched words, or None when the text does not match."""
-        result = self._root.evaluate(PostView(text, *self._tokenizer.scan(text)))
+        result = self._root.evaluate(PostView(text, self._tokenizer))
         return None if result is None else sorted(set(result), key=lambda s: (s.start, s.end))
 
 

@@ -117,6 +117,7 @@ class Tokenizer:
 
     def __init__(self, cache_size: int = 200_000) -> None:
         self._cache: dict[str, list[tuple[str, int, int]]] = {}
+        self._norms: dict[str, list[str]] = {}
         self._cache_size = cache_size
 
     def _parts(self, word: str) -> list[tuple[str, int, int]]:
@@ -138,8 +139,23 @@ class Tokenizer:
         ]
         if len(self._cache) >= self._cache_size:
             self._cache.clear()
+            self._norms.clear()
         self._cache[word] = result
+        self._norms[word] = [norm for norm, _, _ in result]
         return result
+
+    def norms(self, text: str) -> list[str]:
+        """Only the normalised words, in order — the fast path when offsets are not needed."""
+        norms: list[str] = []
+        norms_of = self._norms.get
+        for _, word in _TOKEN_RE.findall(text):
+            if word:
+                found = norms_of(word)
+                if found is None:
+                    self._parts(word)
+                    found = self._norms[word]
+                norms.extend(found)
+        return norms
 
     def scan(self, text: str) -> tuple[list[str], list[int], list[int]]:
         """Normalised words with their start and end offsets, as three parallel lists."""
