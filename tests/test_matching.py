@@ -197,10 +197,21 @@ def test_index_add_and_remove() -> None:
     index = QueryIndex([Subscription(1, 10, "Oreshnik", NOW)])
     index.add(Subscription(2, 11, "Oreshnik", NOW))
     index.add(Subscription(3, 12, "/9[мm]7\\d\\d/", NOW))
-    assert {h.subscription.id for h in index.match("Oreshnik 9M729")} == {1, 2, 3}
-    assert {h.subscription.id for h in index.match("Oreshnik only")} == {1, 2}
-    index.remove(1)
-    index.remove(3)
+    index.add(Subscription(4, 13, "морат* -США", NOW))
+    index.add(Subscription(5, 14, "Oreshnik Belarus", NOW))
+    index.add(Subscription(6, 15, '"Капустин Яр" OR (Oreshnik -Belarus -Russia)', NOW))
+    assert {h.subscription.id for h in index.match("Oreshnik 9M729")} == {1, 2, 3, 6}
+    assert {h.subscription.id for h in index.match("Oreshnik only")} == {1, 2, 6}
+    assert {h.subscription.id for h in index.match("мораторием, Oreshnik, Belarus")} == {
+        1,
+        2,
+        4,
+        5,
+    }
+    assert {h.subscription.id for h in index.match("мораторий США")} == set()
+    assert {h.subscription.id for h in index.match("с полигона Капустин Яр")} == {6}
+    for subscription_id in (1, 3, 4, 5, 6):
+        index.remove(subscription_id)
     assert {h.subscription.id for h in index.match("Oreshnik 9M729")} == {2}
     index.remove(2)
     assert index.match("Oreshnik") == []
@@ -285,3 +296,16 @@ def test_regex_runs_in_linear_time_engine() -> None:
     # A catastrophic pattern for a backtracking engine finishes at once with RE2.
     matcher = QueryMatcher("/(a+)+$/ x")
     assert matcher.spans("x " + "a" * 5000 + "!") is None
+
+
+def test_index_agrees_with_evaluating_every_query_alone() -> None:
+    # The index's shortcuts (atoms, clauses, pairs, exclusions) must never change an answer.
+    queries = sorted({query for query, _, _ in CASES})
+    index = QueryIndex(Subscription(n, n, query, NOW) for n, query in enumerate(queries))
+    matchers = {query: QueryMatcher(query) for query in queries}
+    texts = {text for _, text, _ in CASES}
+    for text in texts:
+        expected = {
+            query for query, matcher in matchers.items() if matcher.spans(text) is not None
+        }
+        assert {hit.subscription.query for hit in index.match(text)} == expected, text

@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import islice, product
+from itertools import islice, pairwise, product
+from typing import Any
 
 import re2
 
 from bot.domain import Span, Subscription
 from bot.matching.forms import FormExpander, Sequence, exact_sequence
 from bot.matching.query import (
+    MIN_PREFIX_CHARS,
     AllOf,
     Node,
     Not,
@@ -62,7 +64,7 @@ class PostView:
             else:
                 found.append(index)
         self.positions = positions
-        self.memo: dict[object, list[Span] | None] = {}
+        self.memo: dict[object, Any] = {}
         # Terms whose first word occurs in the post (None: unknown, evaluate everything).
         self.present: set[object] | None = None
         self._starts: list[int] | None = None
@@ -99,23 +101,12 @@ class _Words:
         # One-word sequences only: occurring in the post's words is the whole test.
         object.__setattr__(self, "single", all(len(seq) == 1 for seq in self.sequences))
 
-    def test(self, view: PostView) -> bool:
-        """Whether the term occurs (cheaper than its spans: no offsets are needed)."""
-        present = view.present
-        if present is not None:
-            if self not in present:
-                return False
-            if self.single:
-                return True
-        return self.evaluate(view) is not None
-
-    def evaluate(self, view: PostView) -> list[Span] | None:
-        if view.present is not None and self not in view.present:
-            return None
-        cached = view.memo.get(self, False)
-        if cached is not False:
-            return cached  # type: ignore[return-value]
-        found: list[Span] = []
+    def starts(self, view: PostView) -> list[tuple[int, int]]:
+        """(first word index, length) of every occurrence; memoised per post."""
+        cached: list[tuple[int, int]] | None = view.memo.get(self)
+        if cached is not None:
+            return cached
+        found: list[tuple[int, int]] = []
         norms = view.norms
         for sequence in self.sequences:
             length = len(sequence)
@@ -124,9 +115,25 @@ class _Words:
                     first + length <= len(norms)
                     and all(norms[first + k] in sequence[k] for k in range(1, length))
                 ):
-                    found.extend(view.spans(first, length))
-        result = found or None
-        view.memo[self] = result
+                    found.append((first, length))
+        view.memo[self] = found
+        return found
+
+    def test(self, view: PostView) -> bool:
+        """Whether the term occurs (cheaper than its spans: no offsets are needed)."""
+        present = view.present
+        if present is not None:  # the index has already checked every atom of the post
+            return self in present
+        return bool(self.starts(view))
+
+    def evaluate(self, view: PostView) -> list[Span] | None:
+        if view.present is not None and self not in view.present:
+            return None
+        key = (self, "spans")
+        if key not in view.memo:
+            found = [s for first, length in self.starts(view) for s in view.spans(first, length)]
+            view.memo[key] = found or None
+        result: list[Span] | None = view.memo[key]
         return result
 
 
@@ -156,9 +163,9 @@ class _Regex:
         return self.evaluate(view) is not None
 
     def evaluate(self, view: PostView) -> list[Span] | None:
-        cached = view.memo.get(self, False)
-        if cached is not False:
-            return cached  # type: ignore[return-value]
+        if self in view.memo:
+            cached: list[Span] | None = view.memo[self]
+            return cached
         found = [Span(*m.span()) for m in islice(self.compiled.finditer(view.text), 50)]
         result = [s for s in found if s.end > s.start] or ([] if found else None)
         view.memo[self] = result
@@ -260,15 +267,16 @@ class _Compiler:
         self._expander = expander
         self._terms: dict[tuple[str, bool, bool], _Compiled] = {}
         self._regexes: dict[str, _Regex] = {}
-        # Every word node by the forms its sequences start with: a post's words tell at once
-        # which terms can occur in it, and every other term is skipped without a look.
-        self.words_by_form: dict[str, list[_Words]] = defaultdict(list)
+        self._prefixes: dict[str, _Prefix] = {}
+        self._by_sequences: dict[frozenset[Sequence], _Words] = {}
 
     def _words(self, sequences: tuple[Sequence, ...]) -> _Words:
-        node = _Words(sequences)
-        for form in frozenset().union(*(sequence[0] for sequence in sequences)):
-            self.words_by_form[form].append(node)
-        return node
+        """One node per set of sequences: `Oreshnik` and `Орешник` become the same atom."""
+        return self._by_sequences.setdefault(frozenset(sequences), _Words(sequences))
+
+    def prefix(self, prefix: str) -> _Prefix:
+        """One node per prefix, so that identical prefixes are one atom."""
+        return self._prefixes.setdefault(prefix, _Prefix(prefix))
 
     def _chunk(self, chunk: str) -> list[Sequence]:
         """Variants of one written word; its one-word variants merged into one form set."""
@@ -282,7 +290,7 @@ class _Compiler:
             key = (node.text, node.exact, node.prefix)
             if key not in self._terms:
                 if node.prefix:
-                    self._terms[key] = _Prefix(fold(node.text))
+                    self._terms[key] = self.prefix(fold(node.text))
                 elif node.exact:
                     self._terms[key] = self._words((exact_sequence(node.text),))
                 else:
@@ -310,31 +318,91 @@ class _Compiler:
         return _All(children) if isinstance(node, AllOf) else _Any(children)
 
 
-def _is_direct(node: _Compiled) -> bool:
-    """Single words or an OR of them: finding one of their forms in a post is the match."""
-    if isinstance(node, _Words):
-        return all(len(sequence) == 1 for sequence in node.sequences)
-    return isinstance(node, _Any) and all(_is_direct(child) for child in node.children)
+MAX_CLAUSES = 64
+
+_Atom = _Words | _Prefix | _Regex
+_Clause = tuple[frozenset[_Atom], frozenset[_Atom]]  # (must occur, must not occur)
+
+
+def _clauses(node: _Compiled, negate: bool = False) -> list[_Clause] | None:
+    """The query as OR of ANDs over atoms (negations pushed to the atoms), or None if huge."""
+    if isinstance(node, _Words | _Prefix | _Regex):
+        return [(frozenset(), frozenset({node}))] if negate else [(frozenset({node}), frozenset())]
+    if isinstance(node, _Not):
+        return _clauses(node.child, not negate)
+    parts = [_clauses(child, negate) for child in node.children]
+    if any(part is None for part in parts):
+        return None
+    # Under negation AND and OR swap places (De Morgan).
+    conjunction = isinstance(node, _All) != negate
+    if not conjunction:
+        union = [clause for part in parts if part for clause in part]
+        return union if len(union) <= MAX_CLAUSES else None
+    combined: list[_Clause] = [(frozenset(), frozenset())]
+    for part in parts:
+        assert part is not None
+        combined = [(p1 | p2, n1 | n2) for p1, n1 in combined for p2, n2 in part]
+        if len(combined) > MAX_CLAUSES:
+            return None
+    # A clause that needs and forbids the same atom can never match.
+    return [(pos, neg) for pos, neg in combined if pos.isdisjoint(neg)]
+
+
+def _toggle(table: dict[Any, set[Any]], key: object, text: object, add: bool) -> None:
+    """Add a query text to a bucket, or take it out (dropping the bucket when empty)."""
+    if add:
+        table.setdefault(key, set()).add(text)
+        return
+    bucket = table.get(key)
+    if bucket is not None:
+        bucket.discard(text)
+        if not bucket:
+            del table[key]
+
+
+def _nested(table: dict[_Atom, dict[Any, set[str]]], atom: _Atom) -> dict[Any, set[str]]:
+    return table.setdefault(atom, {})
+
+
+def _prune(table: dict[_Atom, dict[Any, set[str]]], atom: _Atom) -> None:
+    if not table.get(atom, True):
+        del table[atom]
+
+
+def _leaves(node: _Compiled) -> set[_Atom]:
+    if isinstance(node, _Words | _Prefix | _Regex):
+        return {node}
+    if isinstance(node, _Not):
+        return _leaves(node.child)
+    return set().union(*(_leaves(child) for child in node.children))
+
+
+def _rarity(atom: _Atom) -> tuple[int, int]:
+    """Which atom of a clause to file it under: lower sorts first (rarer-looking)."""
+    if isinstance(atom, _Words):
+        multiword = any(len(sequence) > 1 for sequence in atom.sequences)
+        shortest = min(len(form) for sequence in atom.sequences for form in sequence[0])
+        return (0 if multiword else 1, -shortest)
+    return (2, 0) if isinstance(atom, _Prefix) else (3, 0)
 
 
 @dataclass(slots=True)
 class _Entry:
     text: str
     root: _Compiled
-    keys: _Keys
-    direct: bool
+    clauses: list[_Clause] | None  # None: too many; the tree is evaluated instead
+    keys: _Keys | None
     subscriptions: dict[int, Subscription]
 
 
 class QueryHit:
     """A distinct query that matched a post; the spans to bold are worked out when asked for."""
 
-    __slots__ = ("_entry", "_spans", "_view")
+    __slots__ = ("_entry", "_view")
 
-    def __init__(self, entry: _Entry, view: PostView, spans: list[Span] | None = None) -> None:
+    def __init__(self, entry: _Entry, view: PostView) -> None:
         self._entry = entry
         self._view = view
-        self._spans = spans
 
     @property
     def query(self) -> str:
@@ -350,13 +418,40 @@ class QueryHit:
 
     @property
     def spans(self) -> tuple[Span, ...]:
-        if self._spans is None:
-            self._spans = self._entry.root.evaluate(self._view) or []
-        return tuple(sorted(set(self._spans), key=lambda s: (s.start, s.end)))
+        found = self._entry.root.evaluate(self._view) or []
+        return tuple(sorted(set(found), key=lambda s: (s.start, s.end)))
+
+
+class MatchSet:
+    """What one post matched: distinct query texts; hits are built only when asked for."""
+
+    __slots__ = ("_entries", "queries", "view")
+
+    def __init__(self, view: PostView, queries: set[str], entries: dict[str, _Entry]) -> None:
+        self.view = view
+        self.queries = queries
+        self._entries = entries
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def hits(self) -> list[QueryHit]:
+        return [QueryHit(self._entries[query], self.view) for query in self.queries]
+
+    def subscription_count(self) -> int:
+        return sum(len(self._entries[query].subscriptions) for query in self.queries)
 
 
 class QueryIndex:
-    """All subscriptions' queries, compiled and filed under the words they need."""
+    """All subscriptions' queries, compiled to clauses over atoms and filed by atom.
+
+    An atom is a term (a word in all its forms, a phrase, a prefix or a regex). For a post,
+    the atoms present are found from its words (a dictionary look-up per distinct word), then
+    checked where needed (phrase adjacency, prefixes, one RE2 set for all regexes). A clause
+    with one atom and no exclusions — most queries: a word, an OR of words, a phrase — is
+    matched by a set union; any other clause is filed under its rarest-looking atom and checked
+    with set operations only when that atom is present.
+    """
 
     def __init__(
         self,
@@ -370,13 +465,26 @@ class QueryIndex:
         self._tokenizer = tokenizer or Tokenizer()
         self._entries: dict[str, _Entry] = {}
         self._query_of: dict[int, str] = {}
-        self._by_form: dict[str, set[str]] = defaultdict(set)
-        self._direct_by_form: dict[str, set[str]] = defaultdict(set)
-        self._by_prefix: dict[str, set[str]] = defaultdict(set)
-        self._prefix_lengths: dict[int, int] = defaultdict(int)
-        self._regex_queries: dict[str, set[str]] = defaultdict(set)
-        self._regex_set: tuple[re2.Set, list[str]] | None = None
+        # Atoms in use (with how many clauses use them), and how to find them in a post.
+        self._atom_uses: dict[_Atom, int] = defaultdict(int)
+        self._atoms_by_form: dict[str, set[_Words]] = defaultdict(set)
+        # Phrases and compounds by their first two words, so a common first word
+        # (`бригада 14`) does not make them worth checking in every post.
+        self._atoms_by_bigram: dict[tuple[str, str], set[_Words]] = defaultdict(set)
+        self._long_sequences: set[_Words] = set()
+        self._prefix_heads: dict[str, set[_Prefix]] = {}
+        self._regex_atoms: dict[str, _Regex] = {}
+        self._regex_set: tuple[re2.Set, list[_Regex]] | None = None
         self._regex_dirty = False
+        # Clauses by atom: single-atom clauses as query sets, the rest as checks.
+        self._single: dict[_Atom, set[str]] = {}
+        self._pairs: dict[_Atom, dict[_Atom, set[str]]] = {}  # `a b`: under a, by b
+        self._excluding: dict[_Atom, set[str]] = {}  # `a -b`: all under a ...
+        self._excluded_by: dict[_Atom, dict[_Atom, set[str]]] = {}  # ... less those with b
+        self._checks: dict[_Atom, dict[_Clause, set[str]]] = {}
+        # Queries whose clause form would be too large: evaluated as trees by key.
+        self._tree_by_form: dict[str, set[str]] = defaultdict(set)
+        self._tree_queries: set[str] = set()
         for subscription in subscriptions:
             self.add(subscription)
 
@@ -387,6 +495,50 @@ class QueryIndex:
     def expander(self) -> FormExpander:
         return self._expander
 
+    # --- atoms ------------------------------------------------------------------------
+
+    def _use_atom(self, atom: _Atom, delta: int) -> None:
+        uses = self._atom_uses[atom] + delta
+        if uses > 0:
+            if self._atom_uses[atom] == 0:
+                self._file_atom(atom, add=True)
+            self._atom_uses[atom] = uses
+            return
+        del self._atom_uses[atom]
+        self._file_atom(atom, add=False)
+
+    def _file_atom(self, atom: _Atom, *, add: bool) -> None:
+        if isinstance(atom, _Words):
+            keys: list[tuple[dict[Any, set[_Words]], Any]] = []
+            for sequence in atom.sequences:
+                if len(sequence) == 1:
+                    keys.extend((self._atoms_by_form, form) for form in sequence[0])
+                else:
+                    keys.extend(
+                        (self._atoms_by_bigram, (first, second))
+                        for first in sequence[0]
+                        for second in sequence[1]
+                    )
+            for table, key in keys:
+                if add:
+                    table[key].add(atom)
+                else:
+                    table[key].discard(atom)
+                    if not table[key]:
+                        del table[key]
+            if any(len(sequence) > 2 for sequence in atom.sequences):
+                (self._long_sequences.add if add else self._long_sequences.discard)(atom)
+        elif isinstance(atom, _Prefix):
+            _toggle(self._prefix_heads, atom.prefix[:MIN_PREFIX_CHARS], atom, add)
+        else:
+            if add:
+                self._regex_atoms[atom.pattern] = atom
+            else:
+                self._regex_atoms.pop(atom.pattern, None)
+            self._regex_dirty = True
+
+    # --- adding and removing ------------------------------------------------------------
+
     def add(self, subscription: Subscription) -> None:
         """Index a subscription (QueryError if its query does not parse)."""
         if subscription.id in self._query_of:
@@ -395,19 +547,11 @@ class QueryIndex:
         entry = self._entries.get(query.text)
         if entry is None:
             root = self._compiler.compile(query.root)
-            keys = _keys(root)
-            assert keys is not None, "parse_query rejects queries that only exclude"
-            entry = _Entry(query.text, root, keys, _is_direct(root), {})
+            clauses = _clauses(root)
+            keys = _keys(root) if clauses is None else None
+            entry = _Entry(query.text, root, clauses, keys, {})
             self._entries[query.text] = entry
-            by_form = self._direct_by_form if entry.direct else self._by_form
-            for form in keys.forms:
-                by_form[form].add(query.text)
-            for prefix in keys.prefixes:
-                self._by_prefix[prefix].add(query.text)
-                self._prefix_lengths[len(prefix)] += 1
-            for regex in keys.regexes:
-                self._regex_queries[regex.pattern].add(query.text)
-                self._regex_dirty = True
+            self._file_entry(entry, add=True)
         entry.subscriptions[subscription.id] = subscription
         self._query_of[subscription.id] = query.text
 
@@ -417,97 +561,154 @@ class QueryIndex:
             return
         entry = self._entries[text]
         del entry.subscriptions[subscription_id]
-        if entry.subscriptions:
-            return
-        del self._entries[text]
-        by_form = self._direct_by_form if entry.direct else self._by_form
-        for form in entry.keys.forms:
-            by_form[form].discard(text)
-        for prefix in entry.keys.prefixes:
-            self._by_prefix[prefix].discard(text)
-            self._prefix_lengths[len(prefix)] -= 1
-            if not self._prefix_lengths[len(prefix)]:
-                del self._prefix_lengths[len(prefix)]
-        for regex in entry.keys.regexes:
-            self._regex_queries[regex.pattern].discard(text)
-            if not self._regex_queries[regex.pattern]:
-                del self._regex_queries[regex.pattern]
-            self._regex_dirty = True
+        if not entry.subscriptions:
+            del self._entries[text]
+            self._file_entry(entry, add=False)
 
-    def _regex_candidates(self, text: str) -> set[str]:
+    def _file_entry(self, entry: _Entry, *, add: bool) -> None:
+        delta = 1 if add else -1
+        if entry.clauses is None:
+            assert entry.keys is not None, "parse_query rejects queries that only exclude"
+            (self._tree_queries.add if add else self._tree_queries.discard)(entry.text)
+            for form in entry.keys.forms:
+                if add:
+                    self._tree_by_form[form].add(entry.text)
+                else:
+                    self._tree_by_form[form].discard(entry.text)
+            for atom in _leaves(entry.root):
+                self._use_atom(atom, delta)
+            return
+        text = entry.text
+        for clause in entry.clauses:
+            positives, negatives = clause
+            assert positives, "every clause needs something to look for"
+            for atom in positives | negatives:
+                self._use_atom(atom, delta)
+            anchor = min(positives, key=_rarity)
+            if len(positives) == 1 and not negatives:
+                _toggle(self._single, anchor, text, add)
+            elif len(positives) == 2 and not negatives:
+                (other,) = positives - {anchor}
+                _toggle(_nested(self._pairs, anchor), other, text, add)
+                _prune(self._pairs, anchor)
+            elif len(positives) == 1 and len(entry.clauses) == 1:
+                # Only for one-clause queries: subtracting the blocked ones is then exact.
+                _toggle(self._excluding, anchor, text, add)
+                for atom in negatives:
+                    _toggle(_nested(self._excluded_by, anchor), atom, text, add)
+                _prune(self._excluded_by, anchor)
+            else:
+                _toggle(_nested(self._checks, anchor), clause, text, add)
+                _prune(self._checks, anchor)
+
+    # --- matching -----------------------------------------------------------------------
+
+    def _regex_present(self, text: str) -> list[_Regex]:
         if self._regex_dirty:
             self._regex_set = None
-            if self._regex_queries:
+            if self._regex_atoms:
                 options = re2.Options()
                 options.case_sensitive = False
                 options.log_errors = False
                 regex_set = re2.Set.SearchSet(options)
-                patterns = list(self._regex_queries)
-                for pattern in patterns:
-                    regex_set.Add(pattern)
+                atoms = list(self._regex_atoms.values())
+                for atom in atoms:
+                    regex_set.Add(atom.pattern)
                 regex_set.Compile()
-                self._regex_set = (regex_set, patterns)
+                self._regex_set = (regex_set, atoms)
             self._regex_dirty = False
         if self._regex_set is None:
-            return set()
-        regex_set, patterns = self._regex_set
-        found: set[str] = set()
+            return []
+        regex_set, atoms = self._regex_set
         # Set.Match answers None, not an empty list, when no pattern matches.
-        for number in regex_set.Match(text) or ():
-            found |= self._regex_queries[patterns[number]]
-        return found
+        return [atoms[number] for number in regex_set.Match(text) or ()]
 
-    def candidates(self, view: PostView) -> set[str]:
-        """Queries that share a key with the post: the only ones worth looking at."""
-        direct, others = self._candidates(view)
-        return direct | others
-
-    def _candidates(self, view: PostView) -> tuple[set[str], set[str]]:
-        """(queries the post matches by finding them, queries still to evaluate)."""
-        direct: set[str] = set()
-        others: set[str] = set()
-        present: set[object] = set()
-        direct_by_form = self._direct_by_form
-        by_form = self._by_form
-        words_by_form = self._compiler.words_by_form
+    def present_atoms(self, view: PostView) -> set[Any]:
+        """The atoms that occur in the post (phrases checked for adjacency)."""
+        present: set[Any] = set()
+        atoms_by_form = self._atoms_by_form
         for norm in view.positions:
-            queries = direct_by_form.get(norm)
-            if queries:
-                direct |= queries
-            queries = by_form.get(norm)
-            if queries:
-                others |= queries
-            words = words_by_form.get(norm)
-            if words:
-                present.update(words)
+            atoms = atoms_by_form.get(norm)
+            if atoms:
+                present |= atoms
+        if self._atoms_by_bigram:
+            by_bigram = self._atoms_by_bigram
+            norms = view.norms
+            found: set[_Words] = set()
+            for pair in pairwise(norms):
+                atoms = by_bigram.get(pair)
+                if atoms:
+                    found |= atoms
+            # Two words in a row settle a two-word sequence; longer ones are checked whole.
+            for atom in found - present:
+                if atom not in self._long_sequences or atom.starts(view):
+                    present.add(atom)
         view.present = present
-        if self._prefix_lengths:
-            by_prefix = self._by_prefix
-            lengths = list(self._prefix_lengths)
+        if self._prefix_heads:
+            # Prefix atoms are filed by their first letters; only those are compared.
+            heads = self._prefix_heads
             for norm in view.positions:
-                for length in lengths:
-                    if length <= len(norm):
-                        queries = by_prefix.get(norm[:length])
-                        if queries:
-                            others |= queries
-        if self._regex_queries:
-            others |= self._regex_candidates(view.text)
-        return direct, others
+                candidates = heads.get(norm[:MIN_PREFIX_CHARS])
+                if candidates:
+                    present.update(a for a in candidates if norm.startswith(a.prefix))
+        if self._regex_atoms:
+            present.update(self._regex_present(view.text))
+        return present
 
     def view(self, text: str) -> PostView:
         return PostView(text, self._tokenizer)
 
+    def match_set(self, text: str) -> MatchSet:
+        """The distinct queries a text matches — the matching work, and nothing more."""
+        view = self.view(text)
+        present = self.present_atoms(view)
+        matched: set[str] = set()
+        single, pairs, checks = self._single, self._pairs, self._checks
+        excluding, excluded_by = self._excluding, self._excluded_by
+        for atom in present:
+            queries = single.get(atom)
+            if queries:
+                matched |= queries
+            partners = pairs.get(atom)
+            if partners:
+                for other in present:
+                    queries = partners.get(other)
+                    if queries:
+                        matched |= queries
+            queries = excluding.get(atom)
+            if queries:
+                blockers = excluded_by.get(atom, {})
+                blocked = [b for other in present if (b := blockers.get(other))]
+                matched |= queries.difference(*blocked) if blocked else queries
+            clauses = checks.get(atom)
+            if clauses:
+                for (positives, negatives), texts in clauses.items():
+                    if positives <= present and negatives.isdisjoint(present):
+                        matched |= texts
+        if self._tree_queries:
+            candidates = {q for norm in view.positions for q in self._tree_by_form.get(norm, ())}
+            if self._regex_atoms or self._prefix_heads:
+                candidates |= self._tree_queries
+            for query in candidates - matched:
+                if self._entries[query].root.test(view):
+                    matched.add(query)
+        return MatchSet(view, matched, self._entries)
+
+    def candidates(self, view: PostView) -> set[str]:
+        """Queries filed under an atom present in the post (for tests and diagnostics)."""
+        present = self.present_atoms(view)
+        found: set[str] = set()
+        for atom in present:
+            found |= self._single.get(atom, set())
+            found |= self._excluding.get(atom, set())
+            for table in (self._pairs, self._checks):
+                for texts in table.get(atom, {}).values():
+                    found |= texts
+        return found
+
     def match_queries(self, text: str) -> list[QueryHit]:
         """Every distinct query the text matches; each names its subscriptions."""
-        view = self.view(text)
-        direct, others = self._candidates(view)
-        entries = self._entries
-        hits = [QueryHit(entries[query], view) for query in direct]
-        for query in others - direct:
-            entry = entries[query]
-            if entry.root.test(view):
-                hits.append(QueryHit(entry, view))
-        return hits
+        return self.match_set(text).hits()
 
     def match(self, text: str) -> list[Hit]:
         """Every subscription the text matches, with the spans of the matched words."""

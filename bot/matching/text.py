@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 # URLs and @mentions are skipped; a word is letters/digits joined by inner apostrophes or
 # hyphens (`Су-34`, `post-war`, `об'єкт`, `Kalibr's`).
-_TOKEN_RE = re.compile(
-    r"(?P<skip>(?:https?://|www\.)\S+|\bt\.me/\S+|(?<![\w.])@\w+)"
-    r"|(?P<word>[^\W_]+(?:['’ʼ`\-‐‑][^\W_]+)*)"
-)
+_SKIP = r"(?:https?://|www\.)\S+|\bt\.me/\S+|(?<![\w.])@\w+"
+_WORD = r"[^\W_]+(?:['’ʼ`\-‐‑][^\W_]+)*"
+_TOKEN_RE = re.compile(rf"(?P<skip>{_SKIP})|(?P<word>{_WORD})")
+# The same with only the word captured: `findall` then yields strings ('' for skipped).
+_WORDS_RE = re.compile(rf"(?:{_SKIP})|({_WORD})")
 _PART_RE = re.compile(r"[^\W_]+(?:['’ʼ`][^\W_]+)*")
 _APOSTROPHES = "'’ʼ`"
 _POSSESSIVE = re.compile(r"['’ʼ`]s$")
@@ -148,7 +149,7 @@ class Tokenizer:
         """Only the normalised words, in order — the fast path when offsets are not needed."""
         norms: list[str] = []
         norms_of = self._norms.get
-        for _, word in _TOKEN_RE.findall(text):
+        for word in _WORDS_RE.findall(text):
             if word:
                 found = norms_of(word)
                 if found is None:
