@@ -33,6 +33,7 @@ COMMANDS = [
     BotCommand(command="subscribe", description="Alert me when a post matches a query"),
     BotCommand(command="list", description="My saved queries"),
     BotCommand(command="unsubscribe", description="Stop a query (text or number)"),
+    BotCommand(command="search", description="Newest stored posts matching a query"),
     BotCommand(command="help", description="What Dozor does and the query syntax"),
 ]
 

@@ -2,14 +2,17 @@
 
 from aiogram import Router
 
-from handlers import fallback, start, subscriptions
+from handlers import fallback, search, start, subscriptions
 
 
 def build_router() -> Router:
     """All command routers; the fallback for unknown input comes last."""
     root = Router(name="dozor")
     root.include_routers(
-        start.build_router(), subscriptions.build_router(), fallback.build_router()
+        start.build_router(),
+        subscriptions.build_router(),
+        search.build_router(),
+        fallback.build_router(),
     )
     return root
 

@@ -9,6 +9,7 @@ HELP = (
     "/subscribe <i>query</i> — alert me when a post matches\n"
     "/list — my saved queries, numbered\n"
     "/unsubscribe <i>query or number</i> — stop one\n"
+    "/search <i>query</i> — the newest stored posts that match\n"
     "/help — this message\n\n"
     "<b>Queries</b>\n"
     "<code>Oreshnik</code> — any form, case or script: Орешника, Орєшник, Oreshnik's\n"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from aiogram import Bot
 
 from bot.app import build_dispatcher
 from bot.config import Settings
+from bot.domain import Post
 from bot.ingest import Matcher
 from bot.storage import Storage
 from handlers.subscriptions import MAX_SUBSCRIPTIONS
@@ -148,3 +150,29 @@ async def test_group_chat_subscribes_as_a_chat(
     reply = await group.say("/subscribe@dozor_test_bot Iskander")
     assert "Subscribed" in reply
     assert [s.query for s in await storage.subscriptions_of(-100123)] == ["Iskander"]
+
+
+async def test_search_finds_stored_posts_in_any_form(chat: Chat, storage: Storage) -> None:
+    posts = [
+        ("1", "Пуск «Орешника» <b>с полигона</b> & Капустин Яр"),
+        ("2", "Садоводам: орешник (лещину) обрезают осенью"),
+        ("3", "Weather today"),
+    ]
+    for post_id, text in posts:
+        post = Post(
+            "jsonl",
+            "milinfo",
+            post_id,
+            datetime(2026, 11, 20, tzinfo=UTC),
+            text,
+            f"https://t.me/milinfo/{post_id}",
+        )
+        await storage.save_post(post, [])
+    reply = await chat.say("/search Oreshnik -лещина")
+    assert "1 newest post(s)" in reply
+    assert "<b>Орешника</b>" in reply
+    assert "&lt;b&gt;с полигона&lt;/b&gt; &amp;" in reply
+    assert 'href="https://t.me/milinfo/1"' in reply
+    assert "No stored post matches" in await chat.say("/search Burevestnik")
+    assert "never closed" in await chat.say("/search (Oreshnik")
+    assert "/search Oreshnik" in await chat.say("/search")

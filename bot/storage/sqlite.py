@@ -301,6 +301,11 @@ class Storage:
         )
         return [_stored_post(row) for row in rows]
 
+    async def recent_posts(self, limit: int) -> list[StoredPost]:
+        """The newest posts, newest first (what `/search` looks through)."""
+        rows = await self._all("SELECT * FROM posts ORDER BY date DESC, id DESC LIMIT ?", (limit,))
+        return [_stored_post(row) for row in rows]
+
     async def count_posts(self) -> int:
         row = await self._one("SELECT COUNT(*) AS n FROM posts")
         return 0 if row is None else int(row["n"])
