@@ -712,11 +712,10 @@ class QueryIndex:
 
     def match(self, text: str) -> list[Hit]:
         """Every subscription the text matches, with the spans of the matched words."""
-        hits = [
-            Hit(subscription, query_hit.spans)
-            for query_hit in self.match_queries(text)
-            for subscription in query_hit.subscriptions
-        ]
+        hits: list[Hit] = []
+        for query_hit in self.match_queries(text):
+            spans = query_hit.spans  # once per distinct query, shared by its subscribers
+            hits.extend(Hit(subscription, spans) for subscription in query_hit.subscriptions)
         hits.sort(key=lambda hit: hit.subscription.id)
         return hits
 
