@@ -8,26 +8,24 @@ the alias table bring their aliases. Every form is folded like a post's tokens.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 import pymorphy3
 
 from bot.matching.aliases import ALIAS_GROUPS
-from bot.matching.text import fold, fold_compound, script_of
+from bot.matching.text import PART_RE, fold, fold_compound, script_of
 from bot.matching.translit import to_cyrillic, to_latin
 
 # A sequence of words, each given as the set of forms that count as that word.
 Sequence = tuple[frozenset[str], ...]
 
-_PARTS_RE = re.compile(r"[^\W_]+(?:['’ʼ`][^\W_]+)*")
 _VOWELS = set("aeiou")
 MIN_PARSE_SCORE = 0.1
 
 
 def split_parts(term: str) -> list[str]:
     """The parts of a compound as the tokenizer splits them (`Су-34` → `Су`, `34`)."""
-    return _PARTS_RE.findall(term)
+    return PART_RE.findall(term)
 
 
 def english_forms(word: str) -> set[str]:
@@ -100,7 +98,8 @@ class FormExpander:
 
     def _word_forms(self, original: str) -> frozenset[str]:
         """Forms of a single word without digits, in both scripts when it is a name."""
-        folded = fold(original)
+        # Folded as a post's word is (a Latin letter in a Cyrillic word becomes Cyrillic).
+        folded = fold_compound([original])[0]
         script = script_of(folded)
         capitalised = original[:1].isupper() and not original.isupper()
         acronym = original.isupper() and len(original) > 1
@@ -108,7 +107,9 @@ class FormExpander:
         if acronym:
             forms.add(folded + "s")
         elif script == "cyr":
-            forms |= self.lexeme(original.casefold())
+            forms |= self.lexeme(
+                original.casefold() if script_of(fold(original)) == "cyr" else folded
+            )
             if capitalised:
                 for latin in to_latin(folded):
                     forms.update((latin, latin + "s"))
@@ -157,6 +158,12 @@ class FormExpander:
 @lru_cache(maxsize=1)
 def _shared_expander() -> FormExpander:
     return FormExpander()
+
+
+def prefix_form(term: str) -> str:
+    """`word*`: the word folded as a post's word would be (look-alikes, `#`, case)."""
+    parts = fold_compound(split_parts(term))
+    return parts[0] if parts else ""
 
 
 def exact_sequence(term: str) -> Sequence:

@@ -10,6 +10,7 @@ Identical queries of different subscribers are compiled and evaluated once.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 import re2
 
 from bot.domain import Span, Subscription
-from bot.matching.forms import FormExpander, Sequence, exact_sequence
+from bot.matching.forms import FormExpander, Sequence, exact_sequence, prefix_form
 from bot.matching.query import (
     MIN_PREFIX_CHARS,
     AllOf,
@@ -31,7 +32,9 @@ from bot.matching.query import (
     compile_regex,
     parse_query,
 )
-from bot.matching.text import Tokenizer, fold
+from bot.matching.text import Tokenizer
+
+log = logging.getLogger(__name__)
 
 MAX_PHRASE_VARIANTS = 32
 
@@ -53,9 +56,10 @@ class PostView:
     __slots__ = ("_ends", "_starts", "_tokenizer", "memo", "norms", "positions", "present", "text")
 
     def __init__(self, text: str, tokenizer: Tokenizer) -> None:
-        self.text = text
+        # RE2 needs valid UTF-8; a lone surrogate becomes `?` (one character: offsets hold).
+        self.text = text.encode("utf-8", "replace").decode("utf-8")
         self._tokenizer = tokenizer
-        self.norms = norms = tokenizer.norms(text)
+        self.norms = norms = tokenizer.norms(self.text)
         positions: dict[str, list[int]] = {}
         for index, norm in enumerate(norms):
             found = positions.get(norm)
@@ -290,7 +294,7 @@ class _Compiler:
             key = (node.text, node.exact, node.prefix)
             if key not in self._terms:
                 if node.prefix:
-                    self._terms[key] = self.prefix(fold(node.text))
+                    self._terms[key] = self.prefix(prefix_form(node.text))
                 elif node.exact:
                     self._terms[key] = self._words((exact_sequence(node.text),))
                 else:
@@ -346,6 +350,32 @@ def _clauses(node: _Compiled, negate: bool = False) -> list[_Clause] | None:
             return None
     # A clause that needs and forbids the same atom can never match.
     return [(pos, neg) for pos, neg in combined if pos.isdisjoint(neg)]
+
+
+def _regex_set(atoms: list[_Regex]) -> tuple[re2.Set, list[_Regex]] | None:
+    """All regex atoms in one RE2 set (one pass per post), or None if RE2 cannot build it."""
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False
+    options.max_mem = 64 << 20
+    try:
+        regex_set = re2.Set.SearchSet(options)
+        for atom in atoms:
+            regex_set.Add(atom.pattern)
+        regex_set.Compile()
+    except re2.error:
+        log.warning(
+            "the %d regex subscriptions do not fit one RE2 set; searching each", len(atoms)
+        )
+        return None
+    return regex_set, atoms
+
+
+def _common(table: dict[Any, set[str]], present: set[Any]) -> list[Any]:
+    """Keys of `table` that are in `present`, walking whichever of the two is smaller."""
+    if len(table) < len(present):
+        return [key for key in table if key in present]
+    return [key for key in present if key in table]
 
 
 def _toggle(table: dict[Any, set[Any]], key: object, text: object, add: bool) -> None:
@@ -541,9 +571,9 @@ class QueryIndex:
 
     def add(self, subscription: Subscription) -> None:
         """Index a subscription (QueryError if its query does not parse)."""
+        query = parse_query(subscription.query)  # first: a bad query must not drop the old one
         if subscription.id in self._query_of:
             self.remove(subscription.id)
-        query = parse_query(subscription.query)
         entry = self._entries.get(query.text)
         if entry is None:
             root = self._compiler.compile(query.root)
@@ -606,19 +636,12 @@ class QueryIndex:
     def _regex_present(self, text: str) -> list[_Regex]:
         if self._regex_dirty:
             self._regex_set = None
-            if self._regex_atoms:
-                options = re2.Options()
-                options.case_sensitive = False
-                options.log_errors = False
-                regex_set = re2.Set.SearchSet(options)
-                atoms = list(self._regex_atoms.values())
-                for atom in atoms:
-                    regex_set.Add(atom.pattern)
-                regex_set.Compile()
-                self._regex_set = (regex_set, atoms)
             self._regex_dirty = False
+            if self._regex_atoms:
+                self._regex_set = _regex_set(list(self._regex_atoms.values()))
         if self._regex_set is None:
-            return []
+            # No set could be built (too big for RE2's memory budget): one search per regex.
+            return [atom for atom in self._regex_atoms.values() if atom.compiled.search(text)]
         regex_set, atoms = self._regex_set
         # Set.Match answers None, not an empty list, when no pattern matches.
         return [atoms[number] for number in regex_set.Match(text) or ()]
@@ -671,14 +694,12 @@ class QueryIndex:
                 matched |= queries
             partners = pairs.get(atom)
             if partners:
-                for other in present:
-                    queries = partners.get(other)
-                    if queries:
-                        matched |= queries
+                for other in _common(partners, present):
+                    matched |= partners[other]
             queries = excluding.get(atom)
             if queries:
                 blockers = excluded_by.get(atom, {})
-                blocked = [b for other in present if (b := blockers.get(other))]
+                blocked = [blockers[other] for other in _common(blockers, present)]
                 matched |= queries.difference(*blocked) if blocked else queries
             clauses = checks.get(atom)
             if clauses:

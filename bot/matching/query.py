@@ -13,12 +13,12 @@ work is linear in the input; errors say what is wrong and at which character.
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass
 
 import re2
 
-from bot.matching.forms import split_parts
-from bot.matching.text import fold
+from bot.matching.forms import prefix_form, split_parts
 
 MAX_QUERY_CHARS = 500
 MAX_QUERY_TERMS = 50
@@ -248,7 +248,7 @@ def _term(lexeme: _Lexeme) -> Term:
             raise QueryError("use either =word or word*, not both", lexeme.position)
         if len(split_parts(body)) > 1:
             raise QueryError("word* takes a single word, not a compound", lexeme.position)
-        if len(fold(body)) < MIN_PREFIX_CHARS:
+        if len(prefix_form(body)) < MIN_PREFIX_CHARS:
             raise QueryError(
                 f"word* needs at least {MIN_PREFIX_CHARS} letters before the *", lexeme.position
             )
@@ -259,6 +259,9 @@ def _regex(lexeme: _Lexeme) -> Regex:
     pattern = lexeme.text
     if not pattern:
         raise QueryError("the /regex/ is empty", lexeme.position)
+    if re.search(r"(?<!\\)(?:\\\\)*\\C", pattern):
+        # \C matches single bytes and breaks character offsets; nobody needs it for text.
+        raise QueryError("\\C (any byte) is not allowed in a /regex/", lexeme.position)
     if len(pattern) > MAX_REGEX_CHARS:
         raise QueryError(f"a /regex/ may be at most {MAX_REGEX_CHARS} characters", lexeme.position)
     try:

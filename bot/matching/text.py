@@ -14,18 +14,22 @@ from dataclasses import dataclass
 # URLs and @mentions are skipped; a word is letters/digits joined by inner apostrophes or
 # hyphens (`Су-34`, `post-war`, `об'єкт`, `Kalibr's`).
 _SKIP = r"(?:https?://|www\.)\S+|\bt\.me/\S+|(?<![\w.])@\w+"
-_WORD = r"[^\W_]+(?:['’ʼ`\-‐‑][^\W_]+)*"
+# Combining marks (a stress mark in `Оре́шник`) stay inside the word; folding drops them.
+_LETTER = r"(?:[^\W_]|[\u0300-\u036f])"
+_WORD = rf"[^\W_]{_LETTER}*(?:['’ʼ`\-‐‑][^\W_]{_LETTER}*)*"
 _TOKEN_RE = re.compile(rf"(?P<skip>{_SKIP})|(?P<word>{_WORD})")
 # The same with only the word captured: `findall` then yields strings ('' for skipped).
 _WORDS_RE = re.compile(rf"(?:{_SKIP})|({_WORD})")
-_PART_RE = re.compile(r"[^\W_]+(?:['’ʼ`][^\W_]+)*")
+PART_RE = re.compile(rf"[^\W_]{_LETTER}*(?:['’ʼ`][^\W_]{_LETTER}*)*")
 _APOSTROPHES = "'’ʼ`"
 _POSSESSIVE = re.compile(r"['’ʼ`]s$")
 
 # Ukrainian and Belarusian letters fold to their Russian counterparts, so `Орєшник`,
 # `Іскандер`, `мораторій` meet `Орешник`, `Искандер`, `мораторий`.
 _CYRILLIC_FOLD = str.maketrans({"ё": "е", "є": "е", "і": "и", "ї": "и", "ґ": "г", "ў": "у"})
-_DROP_APOSTROPHES = str.maketrans(dict.fromkeys(_APOSTROPHES, None))
+_DROP_APOSTROPHES = str.maketrans(
+    dict.fromkeys([*_APOSTROPHES, *map(chr, range(0x300, 0x370))], None)
+)
 # Lower-case Cyrillic letters whose capitals look like Latin ones (М/M, Х/X, С/C ...), and back.
 _CYR_TO_LAT = str.maketrans(
     {
@@ -126,7 +130,7 @@ class Tokenizer:
         cached = self._cache.get(word)
         if cached is not None:
             return cached
-        pieces = [(m.group(), m.start(), m.end()) for m in _PART_RE.finditer(word)]
+        pieces = [(m.group(), m.start(), m.end()) for m in PART_RE.finditer(word)]
         last_text, last_start, _last_end = pieces[-1]
         possessive = _POSSESSIVE.search(last_text)
         if possessive and script_of(last_text.casefold()) == "lat":
