@@ -52,6 +52,9 @@ class Post:
     text: str
     url: str | None = None
     edited: bool = False
+    forwarded_from: str | None = None  # where a forwarded post came from (a name or link)
+    views: int | None = None
+    media_count: int = 0  # photos/videos in the post or album
 
 
 @dataclass(frozen=True, slots=True)

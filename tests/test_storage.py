@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,7 +47,7 @@ async def test_migrations_create_schema_once(tmp_path: Path) -> None:
         "outbox",
     } <= tables
     assert mode == "wal"
-    assert versions == [(1,)]
+    assert versions == [(1,), (2,)]
 
 
 async def test_same_post_twice_is_stored_and_alerted_once(storage: Storage) -> None:
@@ -170,3 +171,29 @@ async def test_hostile_text_round_trips(storage: Storage) -> None:
     stored = await storage.get_post("jsonl", "ch", "9")
     assert stored is not None
     assert stored.post.text == text
+
+
+async def test_deleted_post_stays_marked_and_views_update_quietly(storage: Storage) -> None:
+    match = await _subscribe(storage, 1, "Oreshnik")
+    post = Post(
+        "telegram",
+        "milinfolive",
+        "5",
+        NOW,
+        "Oreshnik",
+        "https://t.me/milinfolive/5",
+        forwarded_from="militaryrussiaru",
+        views=1200,
+        media_count=3,
+    )
+    await storage.save_post(post, [match])
+    again = await storage.save_post(replace(post, views=2500), [match])
+    assert not again.changed
+    assert await storage.mark_deleted("telegram", "milinfolive", "5")
+    assert not await storage.mark_deleted("telegram", "milinfolive", "404")
+    stored = await storage.get_post("telegram", "milinfolive", "5")
+    assert stored is not None
+    assert stored.deleted
+    assert (stored.post.views, stored.post.media_count) == (2500, 3)
+    assert stored.post.forwarded_from == "militaryrussiaru"
+    assert len(await storage.pending_messages(datetime.now(UTC))) == 1

@@ -68,6 +68,10 @@ def render_alert(
     # Whitespace (newlines too) inside queries is folded so the header stays two lines.
     names = shorten(" ".join(", ".join(queries).split()), MAX_QUERIES_SHOWN)
     where = source_label(post, tz)
+    if post.post.forwarded_from:
+        where += f" · forwarded from {post.post.forwarded_from[:100]}"
+    if post.post.media_count:
+        where += f" · {post.post.media_count} photo/video"
     if post.post.edited:
         where += " · edited"
     if post.deleted:

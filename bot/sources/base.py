@@ -22,6 +22,10 @@ class Feed(Protocol):
         """Move the cursor past input that held no usable post (a malformed line, say)."""
         ...
 
+    async def delete(self, channel: str, post_id: str) -> None:
+        """The source deleted a post: it stays stored, marked deleted."""
+        ...
+
 
 class Source(Protocol):
     """Reads posts from one place and hands them to a feed, resuming from its cursor."""

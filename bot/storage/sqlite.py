@@ -161,6 +161,10 @@ class Storage:
         assert row is not None
         return int(row["id"])
 
+    async def source_kind(self, source_id: int) -> str | None:
+        row = await self._one("SELECT kind FROM sources WHERE id = ?", (source_id,))
+        return None if row is None else str(row["kind"])
+
     async def get_cursor(self, source_id: int) -> str | None:
         row = await self._one("SELECT cursor FROM sources WHERE id = ?", (source_id,))
         return None if row is None else row["cursor"]
@@ -221,7 +225,8 @@ class Storage:
             if row is None:
                 cur = await db.execute(
                     "INSERT INTO posts (source, channel, post_id, date, text, url, edited,"
-                    " stored_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " forwarded_from, views, media_count, stored_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         post.source,
                         post.channel,
@@ -230,6 +235,9 @@ class Storage:
                         post.text,
                         post.url,
                         int(post.edited),
+                        post.forwarded_from,
+                        post.views,
+                        post.media_count,
                         now,
                         now,
                     ),
@@ -244,6 +252,13 @@ class Storage:
                         " updated_at = ? WHERE id = ?",
                         (post.text, post.url, now, stored_id),
                     )
+                # Views and media change with every read; they are kept, never re-matched.
+                await db.execute(
+                    "UPDATE posts SET views = COALESCE(?, views),"
+                    " media_count = MAX(media_count, ?),"
+                    " forwarded_from = COALESCE(forwarded_from, ?) WHERE id = ?",
+                    (post.views, post.media_count, post.forwarded_from, stored_id),
+                )
             queued = 0
             if changed:
                 queued = await self._record_matches(db, stored_id, list(matches), now)
@@ -288,6 +303,16 @@ class Storage:
             )
             queued += cur.rowcount
         return queued
+
+    async def mark_deleted(self, source: str, channel: str, post_id: str) -> bool:
+        """The channel deleted a post: keep it, marked deleted. False if we never had it."""
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "UPDATE posts SET deleted = 1, deleted_at = ? WHERE source = ? AND channel = ?"
+                " AND post_id = ? AND deleted = 0",
+                (_ts(_now()), source, channel, post_id),
+            )
+        return cur.rowcount > 0
 
     async def search_posts(self, words: Sequence[str], limit: int = 20) -> list[StoredPost]:
         """Newest posts containing every word (FTS5; words are quoted, never raw syntax)."""
@@ -381,7 +406,8 @@ class Storage:
             "SELECT outbox.*, posts.id AS p_id, posts.source AS p_source,"
             " posts.channel AS p_channel, posts.post_id AS p_post_id, posts.date AS p_date,"
             " posts.text AS p_text, posts.url AS p_url, posts.edited AS p_edited,"
-            " posts.deleted AS p_deleted"
+            " posts.deleted AS p_deleted, posts.forwarded_from AS p_forwarded_from,"
+            " posts.views AS p_views, posts.media_count AS p_media_count"
             " FROM outbox JOIN subscribers USING (chat_id)"
             " LEFT JOIN posts ON posts.id = outbox.post_id"
             " WHERE outbox.sent_at IS NULL AND outbox.failed_at IS NULL"
@@ -479,6 +505,9 @@ def _stored_post(row: sqlite3.Row, prefix: str = "") -> StoredPost:
         text=row[f"{prefix}text"],
         url=row[f"{prefix}url"],
         edited=bool(row[f"{prefix}edited"]),
+        forwarded_from=row[f"{prefix}forwarded_from"],
+        views=row[f"{prefix}views"],
+        media_count=int(row[f"{prefix}media_count"]),
     )
     return StoredPost(int(row[f"{prefix}id"]), post, deleted=bool(row[f"{prefix}deleted"]))
 
