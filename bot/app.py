@@ -19,10 +19,10 @@ from bot.config import Settings
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.sender import TelegramSender
 from bot.digest import queue_digests
-from bot.domain import SourceSpec
-from bot.ingest import Ingest, Matcher, SourceFeed
-from bot.sources import build_source
-from bot.sources.supervisor import supervise
+from bot.ingest import Ingest, Matcher
+from bot.sources.links import parse_source
+from bot.sources.manager import SourceManager
+from bot.sources.registry import SourceOptions, build_source
 from bot.storage import Storage
 from handlers import build_router
 
@@ -50,32 +50,24 @@ def make_bot(settings: Settings) -> Bot:
     )
 
 
-def build_dispatcher(storage: Storage, matcher: Matcher, settings: Settings) -> Dispatcher:
+def build_dispatcher(
+    storage: Storage, matcher: Matcher, settings: Settings, sources: SourceManager | None = None
+) -> Dispatcher:
     """The dispatcher with every router; handlers receive these objects by parameter name."""
-    dispatcher = Dispatcher(db=storage, matcher=matcher, settings=settings)
+    dispatcher = Dispatcher(db=storage, matcher=matcher, settings=settings, sources=sources)
     dispatcher.include_router(build_router())
     return dispatcher
 
 
-async def start_sources(
-    settings: Settings, storage: Storage, ingest: Ingest
-) -> list[asyncio.Task[None]]:
-    """One supervised task per configured source; a bad spec is logged and skipped."""
-    tasks: list[asyncio.Task[None]] = []
+async def add_configured_sources(settings: Settings, storage: Storage) -> None:
+    """`SOURCES` is authoritative at start: each is watched (again, if it had been removed)."""
     for text in settings.sources:
         try:
-            spec = SourceSpec.parse(text)
-            source = build_source(spec)
+            spec = parse_source(text)
         except ValueError as exc:
             log.error("SOURCES: %s", exc)
             continue
-        source_id = await storage.ensure_source(spec.text, spec.kind)
-        feed = SourceFeed(ingest, storage, source_id)
-        tasks.append(
-            asyncio.create_task(supervise(source, feed, feed.failed), name=f"source {spec.text}")
-        )
-        log.info("watching %s", spec.text)
-    return tasks
+        await storage.add_source(spec.text, spec.kind, origin="config")
 
 
 async def run_service(settings: Settings) -> None:
@@ -94,7 +86,9 @@ async def run_service(settings: Settings) -> None:
     ingest = Ingest(storage, matcher, outbox_ready)
     worker = OutboxWorker(storage, TelegramSender(bot), settings.tz, outbox_ready)
 
-    dispatcher = build_dispatcher(storage, matcher, settings)
+    options = SourceOptions()
+    manager = SourceManager(storage, ingest, lambda spec: build_source(spec, options))
+    dispatcher = build_dispatcher(storage, matcher, settings, manager)
 
     scheduler = AsyncIOScheduler(timezone=UTC)
 
@@ -114,7 +108,9 @@ async def run_service(settings: Settings) -> None:
         id="digests",
     )
 
-    source_tasks = await start_sources(settings, storage, ingest)
+    await add_configured_sources(settings, storage)
+    await manager.sync()
+    manager_task = asyncio.create_task(manager.run(), name="sources")
     worker_task = asyncio.create_task(worker.run(), name="outbox")
     polling_task = asyncio.create_task(
         dispatcher.start_polling(bot, handle_signals=False, close_bot_session=False),
@@ -123,7 +119,9 @@ async def run_service(settings: Settings) -> None:
     scheduler.start()
     with contextlib.suppress(Exception):
         await bot.set_my_commands(COMMANDS)
-    log.info("Dozor is running: %d source(s), %d subscription(s)", len(source_tasks), len(matcher))
+    log.info(
+        "Dozor is running: %d source(s), %d subscription(s)", len(manager.running), len(matcher)
+    )
     try:
         await stop.wait()
     finally:
@@ -131,14 +129,14 @@ async def run_service(settings: Settings) -> None:
         scheduler.shutdown(wait=False)
         with contextlib.suppress(RuntimeError):
             await dispatcher.stop_polling()
-        for task in source_tasks:
-            task.cancel()
+        manager_task.cancel()
+        await manager.stop_all()
         worker.stop()
         try:
             await asyncio.wait_for(worker_task, SHUTDOWN_GRACE)
         except TimeoutError:
             log.warning("an in-flight send did not finish in time; it stays in the outbox")
-        await asyncio.gather(*source_tasks, polling_task, return_exceptions=True)
+        await asyncio.gather(manager_task, polling_task, return_exceptions=True)
         await bot.session.close()
         await storage.close()
         log.info("stopped")

@@ -31,6 +31,17 @@ def _parser() -> argparse.ArgumentParser:
         help="send every subscriber with matches their digest at once",
     )
     commands.add_parser("demo", help="run the pipeline offline on bundled sample posts")
+    sources = commands.add_parser("sources", help="list, add, remove or import watched sources")
+    actions = sources.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every watched source and its health")
+    add = actions.add_parser("add", help="watch a source: a spec, @channel or link")
+    add.add_argument("spec")
+    remove = actions.add_parser("remove", help="stop watching a source (its posts stay)")
+    remove.add_argument("spec")
+    importer = actions.add_parser(
+        "import", help="add every Telegram channel and X account an article links to"
+    )
+    importer.add_argument("file", help="the article's text, or - for standard input")
     match = commands.add_parser(
         "match",
         help="print the ids of JSON-lines posts ({'id':..., 'text':...}) that match a query",
@@ -39,6 +50,55 @@ def _parser() -> argparse.ArgumentParser:
     match.add_argument("--file", "-f", default="-", help="JSON-lines file (default: stdin)")
     match.add_argument("--explain", action="store_true", help="also print the words matched")
     return parser
+
+
+async def run_sources(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """`dozor sources ...` on the database; a running service picks changes up within a minute."""
+    from bot.sources.health import describe, warning
+    from bot.sources.links import find_sources, parse_source
+    from bot.storage import Storage
+
+    storage = await Storage.open(settings.dozor_db)
+    try:
+        if args.action == "list":
+            now = datetime.now(UTC)
+            infos = await storage.list_sources()
+            for info in infos:
+                problem = warning(info, now)
+                print(("! " if problem else "  ") + describe(info, now), file=out)
+                if problem:
+                    print(f"    {problem}", file=out)
+            if not infos:
+                print("no sources are watched", file=out)
+            return 0
+        if args.action in ("add", "remove"):
+            try:
+                spec = parse_source(args.spec)
+            except ValueError as exc:
+                print(f"dozor sources: {exc}", file=sys.stderr)
+                return 2
+            if args.action == "add":
+                added = await storage.add_source(spec.text, spec.kind, origin="cli")
+                print(f"{'added' if added else 'already watched'}: {spec.text}", file=out)
+            else:
+                removed = await storage.remove_source(spec.text)
+                print(f"{'removed' if removed else 'not watched'}: {spec.text}", file=out)
+            return 0
+        text = sys.stdin.read() if args.file == "-" else _read_text(args.file)
+        specs = find_sources(text)
+        for spec in specs:
+            added = await storage.add_source(spec.text, spec.kind, origin="import")
+            print(f"{'added' if added else 'already watched'}: {spec.text}", file=out)
+        if not specs:
+            print("no Telegram channel or X account links found", file=out)
+        return 0
+    finally:
+        await storage.close()
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read(5_000_000)
 
 
 def run_match(query: str, lines: Iterable[str], out: TextIO, err: TextIO, explain: bool) -> int:
@@ -131,6 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         _configure_logging(settings.log_level)
+        if args.command == "sources":
+            try:
+                return asyncio.run(run_sources(settings, args, sys.stdout))
+            except OSError as exc:
+                print(f"dozor sources: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+                return 2
         settings.require_token()
         if args.command == "run":
             from bot.app import run_service

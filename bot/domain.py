@@ -42,6 +42,24 @@ class SourceSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """A watched source and its health, as `/sources` shows it."""
+
+    id: int
+    spec: str
+    kind: str
+    enabled: bool
+    origin: str
+    added_at: datetime
+    last_post_at: datetime | None
+    last_ok_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    failures: int
+    posts_24h: int
+
+
+@dataclass(frozen=True, slots=True)
 class Post:
     """One post from a source; (source, channel, post_id) identifies it across reads and edits."""
 

@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from handlers import fallback, search, start, subscriptions
+from handlers import fallback, search, sources, start, subscriptions
 
 
 def build_router() -> Router:
@@ -12,6 +12,7 @@ def build_router() -> Router:
         start.build_router(),
         subscriptions.build_router(),
         search.build_router(),
+        sources.build_router(),
         fallback.build_router(),
     )
     return root

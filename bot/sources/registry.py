@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 from bot.domain import SourceSpec
 from bot.sources.base import Source
 from bot.sources.jsonl import JsonlSource
 
-KINDS = ("jsonl",)
+log = logging.getLogger(__name__)
+
+KINDS = ("jsonl", "telegram", "tgweb", "x", "rss")
 
 
-def build_source(spec: SourceSpec) -> Source:
-    """A source for the spec, or ValueError naming the kinds Dozor knows."""
+@dataclass(frozen=True, slots=True)
+class SourceOptions:
+    """What sources need from the settings."""
+
+    tgweb_base: str = "https://t.me"
+    tgweb_interval: float = 300.0
+
+
+def build_source(spec: SourceSpec, options: SourceOptions | None = None) -> Source:
+    """A source for the spec, or ValueError saying why it cannot be watched."""
     if spec.kind == "jsonl":
         return JsonlSource(spec.target)
+    if spec.kind in KINDS:
+        raise ValueError(f"{spec.kind}: sources are not available in this version of Dozor")
     raise ValueError(
         f"unknown source kind {spec.kind!r} in {spec.text!r}; known: {', '.join(KINDS)}"
     )

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import aiosqlite
 from bot.domain import (
     DigestEntry,
     Post,
+    SourceInfo,
     Span,
     StoredPost,
     Subscriber,
@@ -150,16 +151,78 @@ class Storage:
 
     # --- sources -------------------------------------------------------------------------
 
-    async def ensure_source(self, spec: str, kind: str) -> int:
-        """The id of a source, adding it if new."""
+    async def ensure_source(self, spec: str, kind: str, origin: str = "config") -> int:
+        """The id of a source, adding it if new (an existing one keeps its state)."""
         async with self._transaction() as db:
             await db.execute(
-                "INSERT OR IGNORE INTO sources (spec, kind, added_at) VALUES (?, ?, ?)",
-                (spec, kind, _ts(_now())),
+                "INSERT OR IGNORE INTO sources (spec, kind, added_at, origin) VALUES (?, ?, ?, ?)",
+                (spec, kind, _ts(_now()), origin),
             )
             row = await self._one("SELECT id FROM sources WHERE spec = ?", (spec,))
         assert row is not None
         return int(row["id"])
+
+    async def add_source(self, spec: str, kind: str, origin: str) -> bool:
+        """Watch a source (again); False when it was already watched."""
+        async with self._transaction() as db:
+            row = await self._one(
+                "SELECT id, enabled FROM sources WHERE lower(spec) = lower(?)", (spec,)
+            )
+            if row is None:
+                await db.execute(
+                    "INSERT INTO sources (spec, kind, added_at, origin) VALUES (?, ?, ?, ?)",
+                    (spec, kind, _ts(_now()), origin),
+                )
+                return True
+            if row["enabled"]:
+                return False
+            await db.execute(
+                "UPDATE sources SET enabled = 1, failures = 0, origin = ? WHERE id = ?",
+                (origin, row["id"]),
+            )
+            return True
+
+    async def remove_source(self, spec: str) -> bool:
+        """Stop watching a source; its posts and cursor stay. False if it was not watched."""
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "UPDATE sources SET enabled = 0 WHERE lower(spec) = lower(?) AND enabled = 1",
+                (spec,),
+            )
+        return cur.rowcount > 0
+
+    async def set_source_ref(self, source_id: int, ref: str) -> None:
+        async with self._transaction() as db:
+            await db.execute("UPDATE sources SET ref = ? WHERE id = ?", (ref, source_id))
+
+    async def list_sources(self, *, enabled_only: bool = True) -> list[SourceInfo]:
+        """Every watched source with its health and what it brought in the last 24 hours."""
+        since = _ts(_now() - timedelta(hours=24))
+        rows = await self._all(
+            "SELECT sources.*,"
+            " (SELECT COUNT(*) FROM posts WHERE posts.source_id = sources.id"
+            "  AND posts.stored_at > ?) AS posts_24h,"
+            " (SELECT MAX(stored_at) FROM posts WHERE posts.source_id = sources.id) AS last_post"
+            " FROM sources WHERE enabled = 1 OR ? = 0 ORDER BY sources.id",
+            (since, int(enabled_only)),
+        )
+        return [
+            SourceInfo(
+                id=int(row["id"]),
+                spec=row["spec"],
+                kind=row["kind"],
+                enabled=bool(row["enabled"]),
+                origin=row["origin"],
+                added_at=_dt(row["added_at"]) or _now(),
+                last_post_at=_dt(row["last_post"]),
+                last_ok_at=_dt(row["last_ok_at"]),
+                last_error=row["last_error"],
+                last_error_at=_dt(row["last_error_at"]),
+                failures=int(row["failures"]),
+                posts_24h=int(row["posts_24h"]),
+            )
+            for row in rows
+        ]
 
     async def source_kind(self, source_id: int) -> str | None:
         row = await self._one("SELECT kind FROM sources WHERE id = ?", (source_id,))
@@ -225,8 +288,8 @@ class Storage:
             if row is None:
                 cur = await db.execute(
                     "INSERT INTO posts (source, channel, post_id, date, text, url, edited,"
-                    " forwarded_from, views, media_count, stored_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " forwarded_from, views, media_count, source_id, stored_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         post.source,
                         post.channel,
@@ -238,6 +301,7 @@ class Storage:
                         post.forwarded_from,
                         post.views,
                         post.media_count,
+                        source_id,
                         now,
                         now,
                     ),

@@ -1,0 +1,42 @@
+"""How a source is doing, in words an admin reads in `/sources` (pure functions)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot.domain import SourceInfo
+
+FAILING_AFTER = 3  # consecutive failures
+SILENT_AFTER = timedelta(hours=24)
+
+
+def ago(moment: datetime | None, now: datetime) -> str:
+    """`5 min ago`, `3 h ago`, `2 days ago`, or `never`."""
+    if moment is None:
+        return "never"
+    seconds = max(0, int((now - moment).total_seconds()))
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 172_800:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86_400} days ago"
+
+
+def warning(info: SourceInfo, now: datetime) -> str | None:
+    """Why an admin should look at this source, or None when it looks healthy."""
+    if info.failures >= FAILING_AFTER:
+        return f"failing ({info.failures} times in a row): {info.last_error or 'unknown error'}"
+    quiet_since = info.last_post_at or info.added_at
+    if now - quiet_since > SILENT_AFTER:
+        return f"silent: no new post since {ago(quiet_since, now)}"
+    return None
+
+
+def describe(info: SourceInfo, now: datetime) -> str:
+    """One line about a source (plain text)."""
+    line = f"{info.spec} — last post {ago(info.last_post_at, now)}, {info.posts_24h} in 24 h"
+    if info.last_error and info.failures:
+        line += f"; last error {ago(info.last_error_at, now)}: {info.last_error[:200]}"
+    return line

@@ -1,0 +1,96 @@
+"""Runs the watched sources: one supervised task each, kept in step with the database.
+
+Sources come from `SOURCES` at start, from admins in chat and from `dozor sources`; the
+manager re-reads the list periodically, so a source added from the command line is picked
+up by a running service too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from bot.domain import SourceSpec
+from bot.ingest import Ingest, SourceFeed
+from bot.sources.base import Source
+from bot.sources.supervisor import supervise
+from bot.storage import Storage
+
+log = logging.getLogger(__name__)
+
+SYNC_INTERVAL = 60.0
+
+
+class SourceManager:
+    """Starts and stops source tasks to match the enabled sources in storage."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        ingest: Ingest,
+        build: Callable[[SourceSpec], Source],
+        *,
+        sync_interval: float = SYNC_INTERVAL,
+    ) -> None:
+        self._storage = storage
+        self._ingest = ingest
+        self._build = build
+        self._sync_interval = sync_interval
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._unbuildable: dict[str, str] = {}  # spec → why it cannot run (said once)
+        self._lock = asyncio.Lock()
+
+    @property
+    def running(self) -> list[str]:
+        return sorted(spec for spec, task in self._tasks.items() if not task.done())
+
+    async def sync(self) -> None:
+        """Start enabled sources that are not running; stop the ones no longer enabled."""
+        async with self._lock:
+            wanted = {info.spec: info for info in await self._storage.list_sources()}
+            for spec in list(self._tasks):
+                if spec not in wanted:
+                    await self._stop(spec)
+                    log.info("stopped watching %s", spec)
+            for spec, info in wanted.items():
+                task = self._tasks.get(spec)
+                if task is not None and not task.done():
+                    continue
+                await self._start(SourceSpec.parse(spec), info.id)
+
+    async def _start(self, spec: SourceSpec, source_id: int) -> None:
+        try:
+            source = self._build(spec)
+        except ValueError as exc:
+            if self._unbuildable.get(spec.text) != str(exc):  # say it once, not every minute
+                self._unbuildable[spec.text] = str(exc)
+                log.error("cannot watch %s: %s", spec.text, exc)
+                await self._storage.record_source_error(source_id, str(exc))
+            return
+        self._unbuildable.pop(spec.text, None)
+        feed = SourceFeed(self._ingest, self._storage, source_id)
+        self._tasks[spec.text] = asyncio.create_task(
+            supervise(source, feed, feed.failed), name=f"source {spec.text}"
+        )
+        log.info("watching %s", spec.text)
+
+    async def _stop(self, spec: str) -> None:
+        task = self._tasks.pop(spec)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+    async def run(self) -> None:
+        """Sync now and every `sync_interval` seconds until cancelled."""
+        while True:
+            try:
+                await self.sync()
+            except Exception:  # a database hiccup must not stop the sources already running
+                log.exception("could not sync the list of sources")
+            await asyncio.sleep(self._sync_interval)
+
+    async def stop_all(self) -> None:
+        for spec in list(self._tasks):
+            await self._stop(spec)

@@ -1,0 +1,108 @@
+"""Admin commands: /sources, /addsource, /removesource."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+
+from bot.config import Settings
+from bot.sources.health import describe, warning
+from bot.sources.links import parse_source
+from bot.sources.manager import SourceManager
+from bot.storage import Storage
+
+ADD_EXAMPLE = "/addsource https://t.me/militaryrussiaru"
+
+
+def is_admin(message: Message, settings: Settings) -> bool:
+    user = message.from_user
+    return user is not None and user.id in settings.admin_ids
+
+
+async def _refuse(message: Message) -> None:
+    await message.answer("This command is for Dozor's administrators.")
+
+
+async def cmd_sources(message: Message, db: Storage, settings: Settings) -> None:
+    """Every watched source with its health; problems first get a ⚠️."""
+    if not is_admin(message, settings):
+        await _refuse(message)
+        return
+    sources = await db.list_sources()
+    if not sources:
+        await message.answer(f"No sources are watched. Add one: <code>{ADD_EXAMPLE}</code>")
+        return
+    now = datetime.now(UTC)
+    lines = [f"<b>{len(sources)} source(s)</b>"]
+    for info in sources:
+        line = html.escape(describe(info, now), quote=False)
+        problem = warning(info, now)
+        if problem:
+            line = f"⚠️ {line}\n    <i>{html.escape(problem, quote=False)}</i>"
+        lines.append(f"• {line}")
+    text = "\n".join(lines)
+    await message.answer(text[:4000])
+
+
+async def cmd_addsource(
+    message: Message,
+    command: CommandObject,
+    db: Storage,
+    settings: Settings,
+    sources: SourceManager | None,
+) -> None:
+    if not is_admin(message, settings):
+        await _refuse(message)
+        return
+    try:
+        spec = parse_source(command.args or "")
+    except ValueError as exc:
+        await message.answer(
+            f"⚠️ {html.escape(str(exc), quote=False)}\nFor example: <code>{ADD_EXAMPLE}</code>"
+        )
+        return
+    if not await db.add_source(spec.text, spec.kind, origin="chat"):
+        await message.answer(f"<code>{html.escape(spec.text)}</code> is already watched.")
+        return
+    if sources is not None:
+        await sources.sync()
+    await message.answer(f"✅ Now watching <code>{html.escape(spec.text)}</code>.")
+
+
+async def cmd_removesource(
+    message: Message,
+    command: CommandObject,
+    db: Storage,
+    settings: Settings,
+    sources: SourceManager | None,
+) -> None:
+    if not is_admin(message, settings):
+        await _refuse(message)
+        return
+    try:
+        spec = parse_source(command.args or "")
+    except ValueError as exc:
+        await message.answer(f"⚠️ {html.escape(str(exc), quote=False)}")
+        return
+    if not await db.remove_source(spec.text):
+        await message.answer(
+            f"<code>{html.escape(spec.text)}</code> is not watched; /sources lists them."
+        )
+        return
+    if sources is not None:
+        await sources.sync()
+    await message.answer(
+        f"🗑 Stopped watching <code>{html.escape(spec.text)}</code>. Its posts stay stored."
+    )
+
+
+def build_router() -> Router:
+    router = Router(name="sources")
+    router.message.register(cmd_sources, Command("sources"))
+    router.message.register(cmd_addsource, Command("addsource"))
+    router.message.register(cmd_removesource, Command("removesource"))
+    return router

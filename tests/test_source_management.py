@@ -1,0 +1,207 @@
+"""Source management: links and specs, health words, the manager, admin commands, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiogram import Bot
+
+from bot.app import build_dispatcher
+from bot.config import Settings
+from bot.domain import SourceInfo
+from bot.ingest import Ingest, Matcher
+from bot.sources.health import ago, warning
+from bot.sources.links import find_sources, parse_source
+from bot.sources.manager import SourceManager
+from bot.sources.registry import build_source
+from bot.storage import Storage
+from tests.botapi import FakeBotAPI
+
+ADMIN = 900
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+ARTICLE = """
+Как сообщает канал https://t.me/militaryrussiaru/36594, «Орешник» ... По мнению
+Николая Сокова (https://x.com/SokovNikolai/status/1893000000000000000) и
+twitter.com/MassDara, а также t.me/s/milinfolive и https://t.me/MilitaryRussiaRu/1 (повтор).
+Не каналы: https://t.me/joinchat/AbCdEf, https://t.me/+AbCdEf12, https://t.me/c/1234567/89,
+https://x.com/i/web/status/1, https://twitter.com/intent/tweet?text=x, https://t.me/share/url?url=x
+"""
+
+
+def test_import_finds_each_channel_and_account_once() -> None:
+    assert [spec.text for spec in find_sources(ARTICLE)] == [
+        "telegram:@militaryrussiaru",
+        "telegram:@milinfolive",
+        "x:@SokovNikolai",
+        "x:@MassDara",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [
+        ("https://t.me/militaryrussiaru/36594", "telegram:@militaryrussiaru"),
+        ("@milinfolive", "telegram:@milinfolive"),
+        ("telegram:@MilInfoLive", "telegram:@milinfolive"),
+        ("tgweb:milinfolive", "tgweb:milinfolive"),
+        ("x.com/SokovNikolai", "x:@SokovNikolai"),
+        ("x:@baklitskiy", "x:@baklitskiy"),
+        ("https://www.themoscowtimes.com/rss/news", "rss:https://www.themoscowtimes.com/rss/news"),
+        ("jsonl:/srv/posts.jsonl", "jsonl:/srv/posts.jsonl"),
+    ],
+)
+def test_parse_source(text: str, spec: str) -> None:
+    assert parse_source(text).text == spec
+
+
+@pytest.mark.parametrize(
+    "text", ["", "hello", "telegram:@ab", "x:@way_too_long_a_name", "rss:ftp"]
+)
+def test_parse_source_refuses_with_a_reason(text: str) -> None:
+    with pytest.raises(ValueError, match=r"\w"):
+        parse_source(text)
+
+
+def _info(**changes: object) -> SourceInfo:
+    base = SourceInfo(
+        1,
+        "telegram:@x",
+        "telegram",
+        True,
+        "chat",
+        NOW - timedelta(days=3),
+        NOW - timedelta(hours=2),
+        NOW,
+        None,
+        None,
+        0,
+        5,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_health_words() -> None:
+    assert ago(None, NOW) == "never"
+    assert ago(NOW - timedelta(minutes=5), NOW) == "5 min ago"
+    assert ago(NOW - timedelta(days=3), NOW) == "3 days ago"
+    assert warning(_info(), NOW) is None
+    assert "silent" in (warning(_info(last_post_at=NOW - timedelta(days=2)), NOW) or "")
+    assert "silent" in (warning(_info(last_post_at=None), NOW) or "")
+    failing = warning(_info(failures=4, last_error="FloodWait 3600 s"), NOW) or ""
+    assert "failing (4 times in a row): FloodWait 3600 s" in failing
+
+
+async def test_manager_follows_the_database(storage: Storage, tmp_path: Path) -> None:
+    posts = tmp_path / "posts.jsonl"
+    record = {"channel": "c", "id": 1, "date": "2026-11-20", "text": "Oreshnik"}
+    posts.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    manager = SourceManager(
+        storage, Ingest(storage, Matcher(storage), asyncio.Event()), build_source
+    )
+    await storage.add_source(f"jsonl:{posts}", "jsonl", origin="cli")
+    await storage.add_source("x:@SokovNikolai", "x", origin="cli")
+    await manager.sync()
+    assert manager.running == [f"jsonl:{posts}"]
+    for _ in range(200):
+        if await storage.count_posts():
+            break
+        await asyncio.sleep(0.02)
+    assert await storage.count_posts() == 1
+    x_source = next(i for i in await storage.list_sources() if i.kind == "x")
+    assert "not available" in (x_source.last_error or "")
+    await storage.remove_source(f"jsonl:{posts}")
+    await manager.sync()
+    assert manager.running == []
+    await manager.stop_all()
+
+
+class Admin:
+    def __init__(self, api: FakeBotAPI, user_id: int) -> None:
+        self.api = api
+        self.user_id = user_id
+
+    async def say(self, text: str) -> str:
+        before = len(self.api.sent_to(self.user_id))
+        self.api.push_message(self.user_id, text, user_id=self.user_id)
+        replies = await self.api.wait_for_sent(before + 1, chat_id=self.user_id, timeout=10)
+        return replies[-1].text
+
+
+@pytest.fixture
+async def polling(storage: Storage, api: FakeBotAPI, bot: Bot) -> AsyncIterator[None]:
+    settings = Settings(_env_file=None, admin_ids=[ADMIN])  # type: ignore[call-arg]
+    dispatcher = build_dispatcher(storage, Matcher(storage), settings, None)
+    task = asyncio.create_task(
+        dispatcher.start_polling(
+            bot, handle_signals=False, close_bot_session=False, polling_timeout=1
+        )
+    )
+    yield
+    await dispatcher.stop_polling()
+    await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.usefixtures("polling")
+async def test_admin_commands(api: FakeBotAPI, storage: Storage) -> None:
+    admin, stranger = Admin(api, ADMIN), Admin(api, ADMIN + 1)
+    assert "for Dozor's administrators" in await stranger.say("/addsource @milinfolive")
+    assert "for Dozor's administrators" in await stranger.say("/sources")
+    assert "No sources are watched" in await admin.say("/sources")
+    reply = await admin.say("/addsource https://t.me/militaryrussiaru/36594")
+    assert "Now watching <code>telegram:@militaryrussiaru</code>" in reply
+    assert "already watched" in await admin.say("/addsource @MilitaryRussiaRu")
+    assert "is not a source" in await admin.say("/addsource hello <b>")
+    await storage.record_source_error(1, "FloodWaitError: wait 3600 s")
+    for _ in range(3):
+        await storage.record_source_error(1, "FloodWaitError: wait 3600 s")
+    listing = await admin.say("/sources")
+    assert "telegram:@militaryrussiaru" in listing
+    assert "⚠️" in listing
+    assert "failing (4 times in a row)" in listing
+    assert "Stopped watching" in await admin.say("/removesource telegram:@militaryrussiaru")
+    assert "is not watched" in await admin.say("/removesource @militaryrussiaru")
+    assert await storage.list_sources() == []
+
+
+def test_cli_sources_import_add_remove_list(tmp_path: Path) -> None:
+    env = {**os.environ, "DOZOR_DB": str(tmp_path / "db.sqlite3"), "LOG_LEVEL": "WARNING"}
+    env.pop("SOURCES", None)
+
+    def dozor(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", "sources", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+        )
+
+    article = tmp_path / "article.txt"
+    article.write_text(ARTICLE, encoding="utf-8")
+    first = dozor("import", str(article))
+    assert first.stdout.splitlines() == [
+        "added: telegram:@militaryrussiaru",
+        "added: telegram:@milinfolive",
+        "added: x:@SokovNikolai",
+        "added: x:@MassDara",
+    ]
+    again = dozor("import", "-", stdin=ARTICLE)
+    assert all(line.startswith("already watched") for line in again.stdout.splitlines())
+    assert dozor("remove", "@milinfolive").stdout.strip() == "removed: telegram:@milinfolive"
+    bad = dozor("add", "not a source")
+    assert bad.returncode == 2
+    assert "is not a source" in bad.stderr
+    listing = dozor("list").stdout
+    assert "telegram:@militaryrussiaru" in listing
+    assert "milinfolive" not in listing
