@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PUBLIC_API_BASE = "https://api.telegram.org"
@@ -34,6 +34,24 @@ class Settings(BaseSettings):
     digest_time: time = time(8, 0)
     timezone: str = "UTC"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    tg_api_id: int | None = None
+    tg_api_hash: SecretStr | None = None
+    tg_session: Path = Path("./data/telegram.session")
+    tg_catch_up_minutes: float = Field(default=2.0, gt=0)
+    tgweb_base: str = "https://t.me"
+    tgweb_poll_minutes: float = Field(default=5.0, gt=0)
+
+    @field_validator("tg_api_id", "tg_api_hash", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def telegram_credentials(self) -> tuple[int, str] | None:
+        """API id and hash when both are set (then `telegram:` sources read as a user)."""
+        if self.tg_api_id is None or self.tg_api_hash is None:
+            return None
+        return self.tg_api_id, self.tg_api_hash.get_secret_value()
 
     @field_validator("bot_token", mode="after")
     @classmethod
@@ -42,7 +60,7 @@ class Settings(BaseSettings):
             raise ValueError("expected a token like 123456789:AA... as given by @BotFather")
         return value
 
-    @field_validator("telegram_api_base", mode="after")
+    @field_validator("telegram_api_base", "tgweb_base", mode="after")
     @classmethod
     def _base_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
