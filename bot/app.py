@@ -86,7 +86,9 @@ async def run_service(settings: Settings) -> None:
     ingest = Ingest(storage, matcher, outbox_ready)
     worker = OutboxWorker(storage, TelegramSender(bot), settings.tz, outbox_ready)
 
-    options = SourceOptions()
+    options = SourceOptions(
+        tgweb_base=settings.tgweb_base, tgweb_interval=settings.tgweb_poll_minutes * 60
+    )
     manager = SourceManager(storage, ingest, lambda spec: build_source(spec, options))
     dispatcher = build_dispatcher(storage, matcher, settings, manager)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bot.domain import SourceSpec
 from bot.sources.base import Source
 from bot.sources.jsonl import JsonlSource
+from bot.sources.tgweb import TgWebSource
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,13 @@ class SourceOptions:
 
 def build_source(spec: SourceSpec, options: SourceOptions | None = None) -> Source:
     """A source for the spec, or ValueError saying why it cannot be watched."""
+    options = options or SourceOptions()
     if spec.kind == "jsonl":
         return JsonlSource(spec.target)
+    if spec.kind == "tgweb":
+        return TgWebSource(
+            spec.target, base_url=options.tgweb_base, interval=options.tgweb_interval
+        )
     if spec.kind in KINDS:
         raise ValueError(f"{spec.kind}: sources are not available in this version of Dozor")
     raise ValueError(
