@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import signal
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from bot.ingest import Ingest, Matcher
 from bot.sources.links import parse_source
 from bot.sources.manager import SourceManager
 from bot.sources.registry import SourceOptions, build_source
+from bot.sources.telegram import TelethonConnector
 from bot.storage import Storage
 from handlers import build_router
 
@@ -84,12 +86,28 @@ async def run_service(settings: Settings) -> None:
     matcher = Matcher(storage)
     await matcher.refresh()
     ingest = Ingest(storage, matcher, outbox_ready)
-    worker = OutboxWorker(storage, TelegramSender(bot), settings.tz, outbox_ready)
 
+    credentials = settings.telegram_credentials
+    connector = TelethonConnector(*credentials, str(settings.tg_session)) if credentials else None
     options = SourceOptions(
-        tgweb_base=settings.tgweb_base, tgweb_interval=settings.tgweb_poll_minutes * 60
+        tgweb_base=settings.tgweb_base,
+        tgweb_interval=settings.tgweb_poll_minutes * 60,
+        telegram=connector,
+        telegram_catch_up=settings.tg_catch_up_minutes * 60,
     )
-    manager = SourceManager(storage, ingest, lambda spec: build_source(spec, options))
+    sender = TelegramSender(bot)
+    worker = OutboxWorker(storage, sender, settings.tz, outbox_ready)
+
+    async def notify_admins(text: str) -> None:
+        """Problems an admin must fix (a revoked session, say) go to every admin's chat."""
+        for admin in settings.admin_ids:
+            result = await sender.send(admin, html.escape(text, quote=False))
+            if result.status != "sent":
+                log.warning("could not tell admin %d: %s", admin, result.reason)
+
+    manager = SourceManager(
+        storage, ingest, lambda spec: build_source(spec, options), notify=notify_admins
+    )
     dispatcher = build_dispatcher(storage, matcher, settings, manager)
 
     scheduler = AsyncIOScheduler(timezone=UTC)
@@ -139,6 +157,8 @@ async def run_service(settings: Settings) -> None:
         except TimeoutError:
             log.warning("an in-flight send did not finish in time; it stays in the outbox")
         await asyncio.gather(manager_task, polling_task, return_exceptions=True)
+        if connector is not None:
+            await connector.close()
         await bot.session.close()
         await storage.close()
         log.info("stopped")

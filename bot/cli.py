@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         help="send every subscriber with matches their digest at once",
     )
     commands.add_parser("demo", help="run the pipeline offline on bundled sample posts")
+    commands.add_parser(
+        "login", help="log the Telegram user account in once (phone, code, 2FA); writes TG_SESSION"
+    )
     sources = commands.add_parser("sources", help="list, add, remove or import watched sources")
     actions = sources.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="every watched source and its health")
@@ -143,6 +146,18 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
+async def _login(settings: Settings) -> int:
+    """The only interactive step: `dozor run` never prompts and uses the session written here."""
+    from bot.sources.telegram import login
+
+    credentials = settings.telegram_credentials
+    if credentials is None:
+        raise SettingsError("TG_API_ID and TG_API_HASH must be set to log in (my.telegram.org)")
+    settings.tg_session.parent.mkdir(parents=True, exist_ok=True)
+    print(await login(*credentials, str(settings.tg_session)))
+    return 0
+
+
 async def _digest_now(settings: Settings) -> int:
     from bot.app import make_bot
     from bot.delivery.outbox import OutboxWorker
@@ -191,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         _configure_logging(settings.log_level)
+        if args.command == "login":
+            return asyncio.run(_login(settings))
         if args.command == "sources":
             try:
                 return asyncio.run(run_sources(settings, args, sys.stdout))

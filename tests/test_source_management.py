@@ -205,3 +205,66 @@ def test_cli_sources_import_add_remove_list(tmp_path: Path) -> None:
     listing = dozor("list").stdout
     assert "telegram:@militaryrussiaru" in listing
     assert "milinfolive" not in listing
+
+
+async def test_a_stopped_source_is_reported_once_and_not_retried_in_a_loop() -> None:
+    from bot.domain import SourceSpec
+    from bot.sources.base import Feed, SourceStopped
+    from bot.sources.supervisor import STOPPED_DELAY, supervise
+
+    class Revoked:
+        spec = SourceSpec("telegram", "@milinfolive")
+        runs = 0
+
+        async def run(self, feed: Feed) -> None:
+            self.runs += 1
+            if self.runs > 3:
+                raise asyncio.CancelledError
+            raise SourceStopped("the session was revoked; run `dozor login`")
+
+    errors: list[str] = []
+    reports: list[tuple[str, str]] = []
+    sleeps: list[float] = []
+
+    async def on_error(text: str) -> None:
+        errors.append(text)
+
+    async def on_stopped(spec: str, text: str) -> None:
+        reports.append((spec, text))
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    source = Revoked()
+    with pytest.raises(asyncio.CancelledError):
+        await supervise(source, None, on_error, on_stopped=on_stopped, sleep=sleep)  # type: ignore[arg-type]
+    assert len(errors) == 3
+    assert reports == [("telegram:@milinfolive", "the session was revoked; run `dozor login`")]
+    assert sleeps == [STOPPED_DELAY] * 3
+
+
+def test_telegram_without_credentials_falls_back_to_the_web_preview(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.sources.registry import SourceOptions
+    from bot.sources.tgweb import TgWebSource
+
+    source = build_source(parse_source("telegram:@MilInfoLive"), SourceOptions())
+    assert isinstance(source, TgWebSource)
+    assert source.channel == "milinfolive"
+    assert "reading the public web preview instead" in caplog.text
+
+
+def test_login_without_credentials_names_the_settings(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TG_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "login"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2
+    assert "TG_API_ID and TG_API_HASH must be set" in result.stderr

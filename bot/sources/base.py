@@ -7,6 +7,11 @@ from typing import Protocol
 from bot.domain import Post, SourceSpec
 
 
+class SourceStopped(Exception):
+    """A problem retrying soon will not fix (revoked session, no public preview, a private
+    channel): the source waits long before trying again and admins are told."""
+
+
 class Feed(Protocol):
     """Where a source sends what it reads; bound to one source and its durable cursor."""
 

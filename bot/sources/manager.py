@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from bot.domain import SourceSpec
 from bot.ingest import Ingest, SourceFeed
@@ -33,11 +33,13 @@ class SourceManager:
         build: Callable[[SourceSpec], Source],
         *,
         sync_interval: float = SYNC_INTERVAL,
+        notify: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._storage = storage
         self._ingest = ingest
         self._build = build
         self._sync_interval = sync_interval
+        self._notify = notify
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._unbuildable: dict[str, str] = {}  # spec → why it cannot run (said once)
         self._lock = asyncio.Lock()
@@ -72,9 +74,14 @@ class SourceManager:
         self._unbuildable.pop(spec.text, None)
         feed = SourceFeed(self._ingest, self._storage, source_id)
         self._tasks[spec.text] = asyncio.create_task(
-            supervise(source, feed, feed.failed), name=f"source {spec.text}"
+            supervise(source, feed, feed.failed, on_stopped=self._stopped),
+            name=f"source {spec.text}",
         )
         log.info("watching %s", spec.text)
+
+    async def _stopped(self, spec: str, problem: str) -> None:
+        if self._notify is not None:
+            await self._notify(f"⚠️ Source {spec} stopped: {problem}")
 
     async def _stop(self, spec: str) -> None:
         task = self._tasks.pop(spec)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.domain import SourceSpec
 from bot.sources.base import Source
 from bot.sources.jsonl import JsonlSource
+from bot.sources.telegram import TelegramGateway, TelegramSource, normalise_username
 from bot.sources.tgweb import TgWebSource
 
 log = logging.getLogger(__name__)
@@ -17,10 +19,12 @@ KINDS = ("jsonl", "telegram", "tgweb", "x", "rss")
 
 @dataclass(frozen=True, slots=True)
 class SourceOptions:
-    """What sources need from the settings."""
+    """What sources need from the settings (and the one Telegram client, when configured)."""
 
     tgweb_base: str = "https://t.me"
     tgweb_interval: float = 300.0
+    telegram: Callable[[], Awaitable[TelegramGateway]] | None = None
+    telegram_catch_up: float = 120.0
 
 
 def build_source(spec: SourceSpec, options: SourceOptions | None = None) -> Source:
@@ -28,6 +32,20 @@ def build_source(spec: SourceSpec, options: SourceOptions | None = None) -> Sour
     options = options or SourceOptions()
     if spec.kind == "jsonl":
         return JsonlSource(spec.target)
+    if spec.kind == "telegram":
+        if options.telegram is None:
+            log.warning(
+                "%s: TG_API_ID/TG_API_HASH are not set; reading the public web preview instead",
+                spec.text,
+            )
+            return TgWebSource(
+                normalise_username(spec.target),
+                base_url=options.tgweb_base,
+                interval=options.tgweb_interval,
+            )
+        return TelegramSource(
+            spec.target, options.telegram, catch_up_interval=options.telegram_catch_up
+        )
     if spec.kind == "tgweb":
         return TgWebSource(
             spec.target, base_url=options.tgweb_base, interval=options.tgweb_interval

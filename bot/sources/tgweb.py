@@ -27,7 +27,7 @@ import aiohttp
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from bot.domain import Post, SourceSpec, clean_text
-from bot.sources.base import Feed
+from bot.sources.base import Feed, SourceStopped
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class TgWebError(Exception):
     """The public preview could not be read; the supervisor logs it and retries with back-off."""
 
 
-class NoPreviewError(TgWebError):
+class NoPreviewError(TgWebError, SourceStopped):
     """Telegram shows no public preview for this name (turned off, a group, or no such name)."""
 
 
