@@ -245,7 +245,7 @@ def test_parse_views(shown: str, views: int | None) -> None:
 
 def test_to_post() -> None:
     post = _by_id(_parsed("latest"))[1184].to_post(CHANNEL)
-    assert (post.source, post.channel, post.post_id) == ("tgweb", CHANNEL, "1184")
+    assert (post.source, post.channel, post.post_id) == ("telegram", CHANNEL, "1184")
     assert post.url == "https://t.me/polygon_svodka/1184"
     assert post.edited
     assert post.views == 44600
@@ -430,7 +430,7 @@ async def test_first_run_stores_the_newest_page_only(
     assert tme.requests == [f"/s/{CHANNEL}"]
     assert await storage.count_posts() == 20
     assert await _cursor(storage) == 1200
-    stored = await storage.get_post("tgweb", CHANNEL, "1184")
+    stored = await storage.get_post("telegram", CHANNEL, "1184")
     assert stored is not None
     assert stored.post.url == "https://t.me/polygon_svodka/1184"
     assert stored.post.edited
@@ -492,7 +492,7 @@ async def test_an_edit_seen_on_the_page_is_stored(storage: Storage, tme: FakeTel
     await _poll_once(storage, tme)
     tme.edit(1198, "не нанёс ущерба", "нанёс ограниченный ущерб")
     await _poll_once(storage, tme)
-    stored = await storage.get_post("tgweb", CHANNEL, "1198")
+    stored = await storage.get_post("telegram", CHANNEL, "1198")
     assert stored is not None
     assert (
         stored.post.text
@@ -602,3 +602,29 @@ def test_next_delay_stays_within_the_jitter() -> None:
     delays = [source.next_delay() for _ in range(200)]
     assert all(240 <= delay <= 360 for delay in delays)
     assert len(set(delays)) > 1
+
+
+def test_a_channel_read_both_ways_is_one_post() -> None:
+    # Posts from the preview and from the account share one key, so switching readers
+    # (credentials added later) neither stores nor alerts a post twice.
+    from datetime import UTC, datetime
+
+    from telethon.tl import types
+
+    from bot.sources.telegram import message_to_post
+
+    web = parse_page(_page("latest"), CHANNEL).posts[0].to_post(CHANNEL)
+    message = types.Message(
+        id=int(web.post_id),
+        peer_id=types.PeerChannel(channel_id=1),
+        date=datetime(2026, 11, 20, tzinfo=UTC),
+        message=web.text,
+    )
+    account = message_to_post(message, CHANNEL)
+    assert account is not None
+    assert (account.source, account.channel, account.post_id) == (
+        web.source,
+        web.channel,
+        web.post_id,
+    )
+    assert account.url == web.url

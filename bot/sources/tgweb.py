@@ -92,7 +92,9 @@ class WebPost:
         if self.forwarded_url:
             forwarded = f"{forwarded} ({self.forwarded_url})" if forwarded else self.forwarded_url
         return Post(
-            source="tgweb",
+            # Keyed as a Telegram post: the same channel read through an account and through
+            # the preview (say, after credentials are added) is one post, alerted once.
+            source="telegram",
             channel=channel,
             post_id=str(self.id),
             date=self.date,
