@@ -45,23 +45,21 @@ def _queries_label(entry: DigestEntry) -> str:
     return shorten(" ".join(", ".join(entry.queries).split()), QUERIES_CHARS)
 
 
-def _entry_html(entry: DigestEntry, tz: tzinfo) -> str:
+def _entry(entry: DigestEntry, tz: tzinfo) -> tuple[str, int]:
+    """One digest line as HTML, and its length as Telegram counts it (tags not counted)."""
     post = entry.post.post
-    when = post.date.astimezone(tz).strftime("%d.%m %H:%M")
+    title = f"{post.channel} · {post.date.astimezone(tz).strftime('%d.%m %H:%M')}"
     snippet = shorten(" ".join(post.text.split()), SNIPPET_CHARS)
+    queries = _queries_label(entry)
     link = safe_link(post.url)
-    title = html.escape(f"{post.channel} · {when}", quote=False)
-    head = f'<a href="{link}">{title}</a>' if link else title
-    queries = html.escape(_queries_label(entry), quote=False)
-    return f"• {head} — <i>{queries}</i>\n{html.escape(snippet, quote=False)}"
-
-
-def _entry_visible(entry: DigestEntry, tz: tzinfo) -> int:
-    post = entry.post.post
-    when = post.date.astimezone(tz).strftime("%d.%m %H:%M")
-    snippet = shorten(" ".join(post.text.split()), SNIPPET_CHARS)
-    plain = f"• {post.channel} · {when} — {_queries_label(entry)}\n{snippet}"
-    return visible_length(plain)
+    head = html.escape(title, quote=False)
+    if link:
+        head = f'<a href="{link}">{head}</a>'
+    block = (
+        f"• {head} — <i>{html.escape(queries, quote=False)}</i>\n"
+        f"{html.escape(snippet, quote=False)}"
+    )
+    return block, visible_length(f"• {title} — {queries}\n{snippet}")
 
 
 def render_digest(
@@ -77,7 +75,8 @@ def render_digest(
     current = [f"<b>{html.escape(title, quote=False)}</b>"]
     size = visible_length(title)
     for entry in entries:
-        block, block_size = _entry_html(entry, tz), _entry_visible(entry, tz) + 2
+        block, block_size = _entry(entry, tz)
+        block_size += 2  # the blank line between entries
         if size + block_size > MAX_MESSAGE - 50:
             parts.append("\n\n".join(current))
             current, size = [], 0

@@ -102,10 +102,9 @@ class SourceFeed:
     async def advance(self, cursor: str) -> None:
         await self._storage.set_cursor(self._source_id, cursor)
 
-    async def delete(self, channel: str, post_id: str) -> None:
-        kind = (await self._storage.source_kind(self._source_id)) or ""
-        if not await self._storage.mark_deleted(kind, channel, post_id):
-            log.info("deletion of %s/%s/%s: post was never stored", kind, channel, post_id)
+    async def delete(self, source: str, channel: str, post_id: str) -> None:
+        if not await self._storage.mark_deleted(source, channel, post_id):
+            log.info("deletion of %s/%s/%s: post was never stored", source, channel, post_id)
 
     async def failed(self, error: str) -> None:
         await self._storage.record_source_error(self._source_id, error)

@@ -15,6 +15,7 @@ from bot.storage import Storage
 from handlers.texts import EXAMPLE_QUERY
 
 SEARCH_DEPTH = 5_000  # newest posts looked through: bounded work whatever the query
+SEARCH_PAGE = 250
 MAX_RESULTS = 10
 SNIPPET = 240
 
@@ -67,12 +68,16 @@ async def cmd_search(message: Message, command: CommandObject, db: Storage) -> N
         )
         return
     found: list[tuple[StoredPost, list[Span]]] = []
-    for post in await db.recent_posts(SEARCH_DEPTH):
-        spans = matcher.spans(post.post.text)
-        if spans is not None:
-            found.append((post, spans))
-            if len(found) == MAX_RESULTS:
-                break
+    # Newest first, a page at a time: a common query stops after the first page.
+    for offset in range(0, SEARCH_DEPTH, SEARCH_PAGE):
+        page = await db.recent_posts(SEARCH_PAGE, offset)
+        for post in page:
+            spans = matcher.spans(post.post.text)
+            if spans is not None:
+                found.append((post, spans))
+        if len(found) >= MAX_RESULTS or len(page) < SEARCH_PAGE:
+            break
+    found = found[:MAX_RESULTS]
     if not found:
         await message.answer(
             f"No stored post matches <code>{html.escape(text)}</code> "

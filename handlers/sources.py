@@ -10,6 +10,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.config import Settings
+from bot.domain import SourceSpec
 from bot.sources.health import describe, warning
 from bot.sources.links import parse_source
 from bot.sources.manager import SourceManager
@@ -48,6 +49,22 @@ async def cmd_sources(message: Message, db: Storage, settings: Settings) -> None
     await message.answer(text[:4000])
 
 
+async def _admin_spec(
+    message: Message, command: CommandObject, settings: Settings, example: str
+) -> SourceSpec | None:
+    """The source an admin named; None (after answering) for non-admins and bad input."""
+    if not is_admin(message, settings):
+        await _refuse(message)
+        return None
+    try:
+        return parse_source(command.args or "")
+    except ValueError as exc:
+        await message.answer(
+            f"⚠️ {html.escape(str(exc), quote=False)}\nFor example: <code>{example}</code>"
+        )
+        return None
+
+
 async def cmd_addsource(
     message: Message,
     command: CommandObject,
@@ -55,15 +72,8 @@ async def cmd_addsource(
     settings: Settings,
     sources: SourceManager | None,
 ) -> None:
-    if not is_admin(message, settings):
-        await _refuse(message)
-        return
-    try:
-        spec = parse_source(command.args or "")
-    except ValueError as exc:
-        await message.answer(
-            f"⚠️ {html.escape(str(exc), quote=False)}\nFor example: <code>{ADD_EXAMPLE}</code>"
-        )
+    spec = await _admin_spec(message, command, settings, ADD_EXAMPLE)
+    if spec is None:
         return
     if not await db.add_source(spec.text, spec.kind, origin="chat"):
         await message.answer(f"<code>{html.escape(spec.text)}</code> is already watched.")
@@ -80,13 +90,8 @@ async def cmd_removesource(
     settings: Settings,
     sources: SourceManager | None,
 ) -> None:
-    if not is_admin(message, settings):
-        await _refuse(message)
-        return
-    try:
-        spec = parse_source(command.args or "")
-    except ValueError as exc:
-        await message.answer(f"⚠️ {html.escape(str(exc), quote=False)}")
+    spec = await _admin_spec(message, command, settings, "/removesource @militaryrussiaru")
+    if spec is None:
         return
     if not await db.remove_source(spec.text):
         await message.answer(

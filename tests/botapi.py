@@ -587,6 +587,15 @@ class FakeBotAPI:
         """Accepted messages to ``chat_id``, in order."""
         return [m for m in self.sent if m.chat_id == chat_id]
 
+    async def say(
+        self, chat_id: int, text: str, *, user_id: int | None = None, chat_type: str = "private"
+    ) -> str:
+        """A person writes `text` in a chat; returns the bot's next reply there (HTML source)."""
+        before = len(self.sent_to(chat_id))
+        self.push_message(chat_id, text, user_id=user_id, chat_type=chat_type)
+        replies = await self.wait_for_sent(before + 1, chat_id=chat_id, timeout=10)
+        return replies[-1].text
+
     async def wait_for_sent(
         self,
         count: int,

@@ -29,10 +29,7 @@ class Chat:
         self.chat_type = chat_type
 
     async def say(self, text: str) -> str:
-        before = len(self.api.sent_to(self.chat_id))
-        self.api.push_message(self.chat_id, text, user_id=USER, chat_type=self.chat_type)
-        replies = await self.api.wait_for_sent(before + 1, chat_id=self.chat_id, timeout=10)
-        return replies[-1].text
+        return await self.api.say(self.chat_id, text, user_id=USER, chat_type=self.chat_type)
 
 
 @pytest.fixture

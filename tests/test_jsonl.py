@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain import Post
-from bot.ingest import Ingest, Matcher, SourceFeed
 from bot.sources.jsonl import MAX_LINE_BYTES, JsonlSource, parse_line
 from bot.storage import Storage
+from tests.feeds import RecordingFeed
 
 
 def _line(post_id: int, text: str = "Oreshnik", channel: str = "milinfo") -> str:
@@ -26,26 +25,10 @@ def _line(post_id: int, text: str = "Oreshnik", channel: str = "milinfo") -> str
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
-class CountingFeed(SourceFeed):
-    """The real feed, counting deliveries, and able to fail on a chosen post id."""
-
-    def __init__(self, storage: Storage, source_id: int, fail_on: str | None = None) -> None:
-        matcher = Matcher(storage)
-        super().__init__(Ingest(storage, matcher, asyncio.Event()), storage, source_id)
-        self.delivered: list[str] = []
-        self.fail_on = fail_on
-
-    async def deliver(self, post: Post, cursor: str) -> None:
-        if post.post_id == self.fail_on:
-            raise RuntimeError("simulated crash while storing")
-        await super().deliver(post, cursor)
-        self.delivered.append(post.post_id)
-
-
-async def _read_once(storage: Storage, path: Path, fail_on: str | None = None) -> CountingFeed:
+async def _read_once(storage: Storage, path: Path, fail_on: str | None = None) -> RecordingFeed:
     source = JsonlSource(str(path), follow=False)
     source_id = await storage.ensure_source(source.spec.text, "jsonl")
-    feed = CountingFeed(storage, source_id, fail_on)
+    feed = RecordingFeed(storage, source_id, fail_on=fail_on)
     await source.run(feed)
     return feed
 
@@ -173,7 +156,7 @@ async def test_lines_appended_while_following_are_picked_up(
     path = tmp_path / "posts.jsonl"
     source = JsonlSource(str(path), poll_interval=0.05)  # file does not exist yet
     source_id = await storage.ensure_source(source.spec.text, "jsonl")
-    feed = CountingFeed(storage, source_id)
+    feed = RecordingFeed(storage, source_id)
     task = asyncio.create_task(source.run(feed))
     try:
         await asyncio.sleep(0.1)

@@ -125,15 +125,14 @@ async def test_manager_follows_the_database(storage: Storage, tmp_path: Path) ->
 
 
 class Admin:
+    """Someone writing to the bot in their private chat."""
+
     def __init__(self, api: FakeBotAPI, user_id: int) -> None:
         self.api = api
         self.user_id = user_id
 
     async def say(self, text: str) -> str:
-        before = len(self.api.sent_to(self.user_id))
-        self.api.push_message(self.user_id, text, user_id=self.user_id)
-        replies = await self.api.wait_for_sent(before + 1, chat_id=self.user_id, timeout=10)
-        return replies[-1].text
+        return await self.api.say(self.user_id, text, user_id=self.user_id)
 
 
 @pytest.fixture

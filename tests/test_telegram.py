@@ -20,8 +20,7 @@ from telethon import TelegramClient, errors, events
 from telethon.sessions import MemorySession
 from telethon.tl import types
 
-from bot.domain import Post
-from bot.ingest import Ingest, Matcher, SourceFeed
+from bot.ingest import Matcher
 from bot.sources.telegram import (
     AccountProblem,
     ChannelRef,
@@ -38,6 +37,7 @@ from bot.sources.telegram import (
     normalise_username,
 )
 from bot.storage import Storage
+from tests.feeds import RecordingFeed
 
 CHANNEL_ID = 1_234_567
 ACCESS_HASH = 987_654_321
@@ -79,23 +79,6 @@ def _service(message_id: int) -> Any:
         action=types.MessageActionPinMessage(),
         post=True,
     )
-
-
-class RecordingFeed(SourceFeed):
-    """The real feed on the real store, recording deliveries; can fail on one post id."""
-
-    def __init__(
-        self, storage: Storage, source_id: int, matcher: Matcher, fail_on: str | None
-    ) -> None:
-        super().__init__(Ingest(storage, matcher, asyncio.Event()), storage, source_id)
-        self.delivered: list[str] = []
-        self.fail_on = fail_on
-
-    async def deliver(self, post: Post, cursor: str) -> None:
-        if post.post_id == self.fail_on:
-            raise RuntimeError("simulated crash while storing")
-        await super().deliver(post, cursor)
-        self.delivered.append(post.post_id)
 
 
 async def _feed(storage: Storage, fail_on: str | None = None) -> RecordingFeed:

@@ -81,16 +81,15 @@ class FormExpander:
         the Ukrainian one as written; each contributes its likely parses' paradigms.
         """
         forms = {fold(word)}
-        for analyzer, spelling in ((self._ru, fold(word)), (self._uk, word)):
-            parses = analyzer.parse(spelling)[:3]
-            for rank, parse in enumerate(parses):
+        uk_parses = self._uk.parse(word)
+        for parses in (self._ru.parse(fold(word)), uk_parses):
+            for rank, parse in enumerate(parses[:3]):
                 if rank == 0 or parse.score >= MIN_PARSE_SCORE:
                     forms.update(fold(form.word) for form in parse.lexeme)
         # A Ukrainian word also brings its Russian paradigm (`ракети` → `ракеты`, `ракетой`).
-        uk_lemma = fold(self._uk.parse(word)[0].normal_form)
-        for parse in self._ru.parse(uk_lemma)[:1]:
-            if self._ru.word_is_known(uk_lemma):
-                forms.update(fold(form.word) for form in parse.lexeme)
+        uk_lemma = fold(uk_parses[0].normal_form)
+        if self._ru.word_is_known(uk_lemma):
+            forms.update(fold(form.word) for form in self._ru.parse(uk_lemma)[0].lexeme)
         return frozenset(forms)
 
     def _known(self, word: str) -> bool:
@@ -141,17 +140,14 @@ class FormExpander:
         return sequences
 
     def phrase_aliases(self, phrase: str) -> set[Sequence]:
-        """Sequences for the aliases of a multi-word name, e.g. `New START` → `ДСНВ`."""
+        """Sequences for the aliases of a name (one word or several: `New START` → `ДСНВ`)."""
         sequences: set[Sequence] = set()
         for spelling in self._aliases.get(self._alias_key(phrase), ()):
             sequences |= self._spelling(spelling)
         return sequences
 
     def _expand(self, term: str) -> tuple[Sequence, ...]:
-        spellings = {term, *self._aliases.get(self._alias_key(term), ())}
-        sequences: set[Sequence] = set()
-        for spelling in spellings:
-            sequences |= self._spelling(spelling)
+        sequences = self._spelling(term) | self.phrase_aliases(term)
         return tuple(sorted(sequences, key=lambda seq: (len(seq), sorted(seq[0]))))
 
 

@@ -1,11 +1,10 @@
 """The subscription index: which saved queries does a post match, without trying them all.
 
-Each query is compiled once: every term is expanded into the forms it may take in a post
-(`forms.py`), and the query is filed under the forms of the terms it cannot match without
-(for `a b`, one of them; for `a OR b`, both). A post is tokenised and folded once; its tokens
-are looked up in that file to find candidate queries, and only those are evaluated — so the
-cost per post follows the post and the queries it matches, not the number of subscriptions.
-Identical queries of different subscribers are compiled and evaluated once.
+Each query is compiled once into clauses over shared atoms (a term in all the forms it may
+take in a post, a phrase, a prefix, a regex; see `QueryIndex`). A post is tokenised and
+folded once; the atoms it contains are found by look-ups, and only queries filed under those
+atoms are looked at — so the cost per post follows the post and the queries it matches, not
+the number of subscriptions. Identical queries of different subscribers are handled once.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice, pairwise, product
 from typing import Any
 
@@ -29,8 +28,8 @@ from bot.matching.query import (
     Phrase,
     Regex,
     Term,
-    compile_regex,
     parse_query,
+    re2_options,
 )
 from bot.matching.text import Tokenizer
 
@@ -69,7 +68,7 @@ class PostView:
                 found.append(index)
         self.positions = positions
         self.memo: dict[object, Any] = {}
-        # Terms whose first word occurs in the post (None: unknown, evaluate everything).
+        # Atoms the index found in the post (None outside the index: evaluate everything).
         self.present: set[object] | None = None
         self._starts: list[int] | None = None
         self._ends: list[int] = []
@@ -99,11 +98,6 @@ class _Words:
     """A term or phrase: any of several word sequences, each word a set of accepted forms."""
 
     sequences: tuple[Sequence, ...]
-    single: bool = field(init=False)
-
-    def __post_init__(self) -> None:
-        # One-word sequences only: occurring in the post's words is the whole test.
-        object.__setattr__(self, "single", all(len(seq) == 1 for seq in self.sequences))
 
     def starts(self, view: PostView) -> list[tuple[int, int]]:
         """(first word index, length) of every occurrence; memoised per post."""
@@ -225,45 +219,6 @@ class _Not:
 _Compiled = _Words | _Prefix | _Regex | _All | _Any | _Not
 
 
-@dataclass(frozen=True, slots=True)
-class _Keys:
-    """What a post must contain for a query to be worth evaluating (any one of these)."""
-
-    forms: frozenset[str] = frozenset()
-    prefixes: frozenset[str] = frozenset()
-    regexes: tuple[_Regex, ...] = ()
-
-    def __or__(self, other: _Keys) -> _Keys:
-        return _Keys(
-            self.forms | other.forms, self.prefixes | other.prefixes, self.regexes + other.regexes
-        )
-
-    def cost(self) -> tuple[int, int, int]:
-        """Lower is better: regexes run on every post, prefixes scan, short forms are common."""
-        shortest = min((len(form) for form in self.forms), default=0)
-        return (len(self.regexes), len(self.prefixes), -shortest)
-
-
-def _keys(node: _Compiled) -> _Keys | None:
-    if isinstance(node, _Words):
-        return _Keys(forms=frozenset().union(*(seq[0] for seq in node.sequences)))
-    if isinstance(node, _Prefix):
-        return _Keys(prefixes=frozenset({node.prefix}))
-    if isinstance(node, _Regex):
-        return _Keys(regexes=(node,))
-    if isinstance(node, _Not):
-        return None
-    options = [keys for child in node.children if (keys := _keys(child)) is not None]
-    if isinstance(node, _Any):
-        if len(options) < len(node.children):
-            return None
-        result = _Keys()
-        for keys in options:
-            result = result | keys
-        return result
-    return min(options, key=_Keys.cost) if options else None
-
-
 class _Compiler:
     """Turns query trees into compiled nodes, sharing the nodes of identical terms."""
 
@@ -314,7 +269,7 @@ class _Compiler:
             return self._terms[key]
         if isinstance(node, Regex):
             if node.pattern not in self._regexes:
-                self._regexes[node.pattern] = _Regex(node.pattern, compile_regex(node.pattern))
+                self._regexes[node.pattern] = _Regex(node.pattern, node.compiled)
             return self._regexes[node.pattern]
         if isinstance(node, Not):
             return _Not(self.compile(node.child))
@@ -354,12 +309,8 @@ def _clauses(node: _Compiled, negate: bool = False) -> list[_Clause] | None:
 
 def _regex_set(atoms: list[_Regex]) -> tuple[re2.Set, list[_Regex]] | None:
     """All regex atoms in one RE2 set (one pass per post), or None if RE2 cannot build it."""
-    options = re2.Options()
-    options.case_sensitive = False
-    options.log_errors = False
-    options.max_mem = 64 << 20
     try:
-        regex_set = re2.Set.SearchSet(options)
+        regex_set = re2.Set.SearchSet(re2_options(max_mem=64 << 20))
         for atom in atoms:
             regex_set.Add(atom.pattern)
         regex_set.Compile()
@@ -378,14 +329,14 @@ def _common(table: dict[Any, set[str]], present: set[Any]) -> list[Any]:
     return [key for key in present if key in table]
 
 
-def _toggle(table: dict[Any, set[Any]], key: object, text: object, add: bool) -> None:
-    """Add a query text to a bucket, or take it out (dropping the bucket when empty)."""
+def _toggle(table: dict[Any, set[Any]], key: object, item: object, add: bool) -> None:
+    """Add an item to a bucket, or take it out (dropping the bucket when empty)."""
     if add:
-        table.setdefault(key, set()).add(text)
+        table.setdefault(key, set()).add(item)
         return
     bucket = table.get(key)
     if bucket is not None:
-        bucket.discard(text)
+        bucket.discard(item)
         if not bucket:
             del table[key]
 
@@ -421,7 +372,6 @@ class _Entry:
     text: str
     root: _Compiled
     clauses: list[_Clause] | None  # None: too many; the tree is evaluated instead
-    keys: _Keys | None
     subscriptions: dict[int, Subscription]
 
 
@@ -443,13 +393,8 @@ class QueryHit:
         return list(self._entry.subscriptions.values())
 
     @property
-    def subscription_count(self) -> int:
-        return len(self._entry.subscriptions)
-
-    @property
     def spans(self) -> tuple[Span, ...]:
-        found = self._entry.root.evaluate(self._view) or []
-        return tuple(sorted(set(found), key=lambda s: (s.start, s.end)))
+        return tuple(_ordered(self._entry.root.evaluate(self._view) or []))
 
 
 class MatchSet:
@@ -497,10 +442,10 @@ class QueryIndex:
         self._query_of: dict[int, str] = {}
         # Atoms in use (with how many clauses use them), and how to find them in a post.
         self._atom_uses: dict[_Atom, int] = defaultdict(int)
-        self._atoms_by_form: dict[str, set[_Words]] = defaultdict(set)
+        self._atoms_by_form: dict[str, set[_Words]] = {}
         # Phrases and compounds by their first two words, so a common first word
         # (`бригада 14`) does not make them worth checking in every post.
-        self._atoms_by_bigram: dict[tuple[str, str], set[_Words]] = defaultdict(set)
+        self._atoms_by_bigram: dict[tuple[str, str], set[_Words]] = {}
         self._long_sequences: set[_Words] = set()
         self._prefix_heads: dict[str, set[_Prefix]] = {}
         self._regex_atoms: dict[str, _Regex] = {}
@@ -512,9 +457,8 @@ class QueryIndex:
         self._excluding: dict[_Atom, set[str]] = {}  # `a -b`: all under a ...
         self._excluded_by: dict[_Atom, dict[_Atom, set[str]]] = {}  # ... less those with b
         self._checks: dict[_Atom, dict[_Clause, set[str]]] = {}
-        # Queries whose clause form would be too large: evaluated as trees by key.
-        self._tree_by_form: dict[str, set[str]] = defaultdict(set)
-        self._tree_queries: set[str] = set()
+        # Queries whose clause form would be too large: evaluated as trees, by atom.
+        self._trees: dict[_Atom, set[str]] = {}
         for subscription in subscriptions:
             self.add(subscription)
 
@@ -539,23 +483,13 @@ class QueryIndex:
 
     def _file_atom(self, atom: _Atom, *, add: bool) -> None:
         if isinstance(atom, _Words):
-            keys: list[tuple[dict[Any, set[_Words]], Any]] = []
             for sequence in atom.sequences:
                 if len(sequence) == 1:
-                    keys.extend((self._atoms_by_form, form) for form in sequence[0])
+                    for form in sequence[0]:
+                        _toggle(self._atoms_by_form, form, atom, add)
                 else:
-                    keys.extend(
-                        (self._atoms_by_bigram, (first, second))
-                        for first in sequence[0]
-                        for second in sequence[1]
-                    )
-            for table, key in keys:
-                if add:
-                    table[key].add(atom)
-                else:
-                    table[key].discard(atom)
-                    if not table[key]:
-                        del table[key]
+                    for bigram in product(sequence[0], sequence[1]):
+                        _toggle(self._atoms_by_bigram, bigram, atom, add)
             if any(len(sequence) > 2 for sequence in atom.sequences):
                 (self._long_sequences.add if add else self._long_sequences.discard)(atom)
         elif isinstance(atom, _Prefix):
@@ -577,9 +511,7 @@ class QueryIndex:
         entry = self._entries.get(query.text)
         if entry is None:
             root = self._compiler.compile(query.root)
-            clauses = _clauses(root)
-            keys = _keys(root) if clauses is None else None
-            entry = _Entry(query.text, root, clauses, keys, {})
+            entry = _Entry(query.text, root, _clauses(root), {})
             self._entries[query.text] = entry
             self._file_entry(entry, add=True)
         entry.subscriptions[subscription.id] = subscription
@@ -598,15 +530,11 @@ class QueryIndex:
     def _file_entry(self, entry: _Entry, *, add: bool) -> None:
         delta = 1 if add else -1
         if entry.clauses is None:
-            assert entry.keys is not None, "parse_query rejects queries that only exclude"
-            (self._tree_queries.add if add else self._tree_queries.discard)(entry.text)
-            for form in entry.keys.forms:
-                if add:
-                    self._tree_by_form[form].add(entry.text)
-                else:
-                    self._tree_by_form[form].discard(entry.text)
+            # A query that cannot match without one of its atoms (parse_query refuses the
+            # others) is worth evaluating only when one of them is present.
             for atom in _leaves(entry.root):
                 self._use_atom(atom, delta)
+                _toggle(self._trees, atom, entry.text, add)
             return
         text = entry.text
         for clause in entry.clauses:
@@ -706,10 +634,8 @@ class QueryIndex:
                 for (positives, negatives), texts in clauses.items():
                     if positives <= present and negatives.isdisjoint(present):
                         matched |= texts
-        if self._tree_queries:
-            candidates = {q for norm in view.positions for q in self._tree_by_form.get(norm, ())}
-            if self._regex_atoms or self._prefix_heads:
-                candidates |= self._tree_queries
+        if self._trees:
+            candidates = set().union(*(self._trees.get(atom, ()) for atom in present))
             for query in candidates - matched:
                 if self._entries[query].root.test(view):
                     matched.add(query)
@@ -752,9 +678,9 @@ class QueryMatcher:
     def spans(self, text: str) -> list[Span] | None:
         """Spans of the matched words, or None when the text does not match."""
         result = self._root.evaluate(PostView(text, self._tokenizer))
-        return None if result is None else sorted(set(result), key=lambda s: (s.start, s.end))
+        return None if result is None else _ordered(result)
 
 
-def query_matches(query: str, text: str, expander: FormExpander | None = None) -> bool:
-    """Whether one query matches one text."""
-    return QueryMatcher(query, expander).spans(text) is not None
+def _ordered(spans: list[Span]) -> list[Span]:
+    """Spans once each, in text order (terms of one query may find the same word)."""
+    return sorted(set(spans), key=lambda s: (s.start, s.end))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import re2
 
@@ -58,9 +58,10 @@ class Phrase:
 
 @dataclass(frozen=True, slots=True)
 class Regex:
-    """A regular expression, compiled with RE2, searched in the post text."""
+    """A regular expression, compiled with RE2 (once, here), searched in the post text."""
 
     pattern: str
+    compiled: re2._Regexp = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,22 +266,22 @@ def _regex(lexeme: _Lexeme) -> Regex:
     if len(pattern) > MAX_REGEX_CHARS:
         raise QueryError(f"a /regex/ may be at most {MAX_REGEX_CHARS} characters", lexeme.position)
     try:
-        compile_regex(pattern)
+        compiled = re2.compile(pattern, re2_options(max_mem=1 << 21))
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
         raise QueryError(f"the /regex/ is not valid: {reason}", lexeme.position) from None
-    return Regex(pattern)
+    return Regex(pattern, compiled)
 
 
-def compile_regex(pattern: str) -> re2._Regexp:
-    """Compile case-insensitively with RE2: linear time, bounded memory, no backtracking."""
+def re2_options(*, max_mem: int) -> re2.Options:
+    """RE2 as every regex here runs: case-insensitive, linear time, bounded memory."""
     options = re2.Options()
     options.case_sensitive = False
-    options.max_mem = 1 << 21
-    options.log_errors = False  # the error reaches the user; no need to log it too
-    return re2.compile(pattern, options)
+    options.max_mem = max_mem
+    options.log_errors = False  # a bad pattern reaches the user as a QueryError instead
+    return options
 
 
 def _only_excludes(node: Node) -> bool:

@@ -78,23 +78,37 @@ class Token:
     end: int
 
 
-def script_of(word: str) -> str:
-    """'cyr', 'lat', 'mixed' or 'none' (digits only), from the letters of a word."""
+def _letters(word: str) -> tuple[int, int]:
+    """How many lower-case Cyrillic and Latin letters a word has."""
     cyr = lat = 0
     for char in word:
         if "а" <= char <= "я" or char in "ёєіїґў":
             cyr += 1
         elif "a" <= char <= "z":
             lat += 1
+    return cyr, lat
+
+
+def script_of(word: str) -> str:
+    """'cyr', 'lat', 'mixed' or 'none' (digits only), from the letters of a word."""
+    cyr, lat = _letters(word)
     if cyr and lat:
         return "mixed"
     return "cyr" if cyr else "lat" if lat else "none"
 
 
+def _lower(word: str) -> str:
+    return unicodedata.normalize("NFKC", word).casefold()
+
+
+def _finish(word: str) -> str:
+    """The last step of every fold: no apostrophes or stress marks, Russian letters."""
+    return word.translate(_DROP_APOSTROPHES).translate(_CYRILLIC_FOLD)
+
+
 def fold(word: str) -> str:
     """Case, Unicode and Ukrainian/Belarusian letter folding of one word (no look-alikes)."""
-    word = unicodedata.normalize("NFKC", word).casefold()
-    return word.translate(_DROP_APOSTROPHES).translate(_CYRILLIC_FOLD)
+    return _finish(_lower(word))
 
 
 def fold_compound(parts: list[str]) -> list[str]:
@@ -103,18 +117,15 @@ def fold_compound(parts: list[str]) -> list[str]:
     Look-alikes are folded only where scripts are mixed or digits appear (codes such as
     `9М729` or `Х-101`); applied everywhere it would merge real words (`ТОР`/`TOP`).
     """
-    lowered = [unicodedata.normalize("NFKC", part).casefold() for part in parts]
+    lowered = [_lower(part) for part in parts]
     joined = "".join(lowered)
-    script = script_of(joined)
-    has_digit = any(char.isdigit() for char in joined)
-    if has_digit and script in ("cyr", "mixed"):
+    cyr, lat = _letters(joined)
+    if cyr and any(char.isdigit() for char in joined):
         lowered = [part.translate(_CYR_TO_LAT) for part in lowered]
-    elif script == "mixed":
-        cyr = sum(1 for char in joined if "а" <= char <= "я" or char in "ёєіїґў")
-        lat = sum(1 for char in joined if "a" <= char <= "z")
+    elif cyr and lat:
         table = _LAT_TO_CYR if cyr >= lat else _CYR_TO_LAT
         lowered = [part.translate(table) for part in lowered]
-    return [part.translate(_DROP_APOSTROPHES).translate(_CYRILLIC_FOLD) for part in lowered]
+    return [_finish(part) for part in lowered]
 
 
 class Tokenizer:
@@ -167,14 +178,12 @@ class Tokenizer:
         norms: list[str] = []
         starts: list[int] = []
         ends: list[int] = []
-        parts_of = self._cache.get
         for match in _TOKEN_RE.finditer(text):
             word = match.group("word")
             if word is None:
                 continue
             base = match.start()
-            parts = parts_of(word) or self._parts(word)
-            for norm, start, end in parts:
+            for norm, start, end in self._parts(word):
                 norms.append(norm)
                 starts.append(base + start)
                 ends.append(base + end)
@@ -185,15 +194,6 @@ class Tokenizer:
         return [Token(*fields) for fields in zip(norms, starts, ends, strict=True)]
 
 
-_DEFAULT = Tokenizer()
-
-
 def tokenize(text: str) -> list[Token]:
     """Normalised tokens of a text (URLs and @mentions skipped), with character offsets."""
-    return _DEFAULT.tokenize(text)
-
-
-def normalise_word(word: str) -> str:
-    """The normal form a single word takes in a post (used for exact `=word` terms)."""
-    tokens = tokenize(word)
-    return tokens[0].norm if tokens else ""
+    return Tokenizer().tokenize(text)

@@ -27,8 +27,8 @@ class Feed(Protocol):
         """Move the cursor past input that held no usable post (a malformed line, say)."""
         ...
 
-    async def delete(self, channel: str, post_id: str) -> None:
-        """The source deleted a post: it stays stored, marked deleted."""
+    async def delete(self, source: str, channel: str, post_id: str) -> None:
+        """The channel deleted a post (keyed as in `Post`): it stays stored, marked deleted."""
         ...
 
 

@@ -14,6 +14,8 @@ from bot.domain import SourceSpec
 KNOWN_KINDS = ("telegram", "tgweb", "x", "rss", "jsonl")
 
 _TG_NAME = r"[A-Za-z][A-Za-z0-9_]{3,31}"
+# A public channel's username; every Telegram source checks names against this one pattern.
+TELEGRAM_USERNAME = re.compile(_TG_NAME)
 _X_NAME = r"[A-Za-z0-9_]{1,15}"
 # t.me paths that are not channels: invites, private-channel links, service pages.
 _TG_RESERVED = {
@@ -99,7 +101,7 @@ def parse_source(text: str) -> SourceSpec:
     kind, sep, target = text.partition(":")
     if sep and kind.lower() in KNOWN_KINDS and not target.startswith("//"):
         return _checked(SourceSpec.parse(text))
-    if re.fullmatch(rf"@{_TG_NAME}", text):
+    if text.startswith("@") and TELEGRAM_USERNAME.fullmatch(text[1:]):
         return _telegram(text[1:])
     links = find_sources(text)
     if len(links) == 1:
@@ -116,7 +118,7 @@ def _checked(spec: SourceSpec) -> SourceSpec:
     target = spec.target
     if spec.kind in ("telegram", "tgweb"):
         name = target.removeprefix("@")
-        if not re.fullmatch(_TG_NAME, name):
+        if not TELEGRAM_USERNAME.fullmatch(name):
             raise ValueError(f"{target!r} is not a Telegram channel username (5–32 letters)")
         return _telegram(name) if spec.kind == "telegram" else SourceSpec("tgweb", name.lower())
     if spec.kind == "x":

@@ -90,13 +90,13 @@ class SourceManager:
             await task
 
     async def run(self) -> None:
-        """Sync now and every `sync_interval` seconds until cancelled."""
+        """Sync every `sync_interval` seconds until cancelled (the caller syncs at start)."""
         while True:
+            await asyncio.sleep(self._sync_interval)
             try:
                 await self.sync()
             except Exception:  # a database hiccup must not stop the sources already running
                 log.exception("could not sync the list of sources")
-            await asyncio.sleep(self._sync_interval)
 
     async def stop_all(self) -> None:
         for spec in list(self._tasks):

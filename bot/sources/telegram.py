@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
@@ -29,6 +28,7 @@ from telethon.tl import types
 
 from bot.domain import Post, SourceSpec, clean_text
 from bot.sources.base import Feed, SourceStopped
+from bot.sources.links import TELEGRAM_USERNAME
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ CATCH_UP_INTERVAL = 120.0
 JOIN_INTERVAL = 10.0  # at most one channel join per this many seconds, process-wide
 ALBUM_MAX_PARTS = 10  # Telegram's limit; bounds the ids looked up around an edited part
 RECENT_ALBUMS = 64  # albums remembered per channel, to merge late parts and apply edits
-_USERNAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
 
 
 class AccountProblem(SourceStopped):
@@ -365,7 +364,7 @@ class TelegramChannelReader:
         try:
             async with self._lock:
                 for message_id in ids:
-                    await self._feed.delete(self.channel, str(int(message_id)))
+                    await self._feed.delete(KIND, self.channel, str(int(message_id)))
         except Exception:
             log.exception("telegram @%s: deletion of %s failed", self.channel, list(ids))
 
@@ -580,7 +579,7 @@ def normalise_username(name: str) -> str:
         if name.lower().startswith(prefix):
             name = name[len(prefix) :]
     name = name.strip("/")
-    if not _USERNAME_RE.fullmatch(name):
+    if not TELEGRAM_USERNAME.fullmatch(name):
         raise ValueError(
             f"{name!r} is not a public channel username; write it like telegram:@rybar"
         )

@@ -28,6 +28,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from bot.domain import Post, SourceSpec, clean_text
 from bot.sources.base import Feed, SourceStopped
+from bot.sources.links import TELEGRAM_USERNAME
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ _HEADERS = {
     "Accept-Language": "en-US,en;q=0.9",
 }
 
-_CHANNEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
 _DATA_POST = re.compile(r"[^/\s]+/(\d{1,18})")
 _VIEWS = re.compile(r"(\d+(?:[.,]\d+)?)([KMB]?)", re.IGNORECASE)
 _VIEW_MULTIPLIERS = {"": 1, "K": 1_000, "M": 1_000_000, "B": 1_000_000_000}
@@ -367,7 +367,7 @@ class TgWebSource:
         once: bool = False,
     ) -> None:
         channel = name.strip().removeprefix("@")
-        if not _CHANNEL_NAME.fullmatch(channel):
+        if not TELEGRAM_USERNAME.fullmatch(channel):
             raise ValueError(f"{name!r} is not a Telegram channel username (5–32 letters)")
         if interval <= 0 or timeout <= 0:
             raise ValueError("interval and timeout must be positive")

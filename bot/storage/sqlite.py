@@ -191,10 +191,6 @@ class Storage:
             )
         return cur.rowcount > 0
 
-    async def set_source_ref(self, source_id: int, ref: str) -> None:
-        async with self._transaction() as db:
-            await db.execute("UPDATE sources SET ref = ? WHERE id = ?", (ref, source_id))
-
     async def list_sources(self, *, enabled_only: bool = True) -> list[SourceInfo]:
         """Every watched source with its health and what it brought in the last 24 hours."""
         since = _ts(_now() - timedelta(hours=24))
@@ -224,10 +220,6 @@ class Storage:
             for row in rows
         ]
 
-    async def source_kind(self, source_id: int) -> str | None:
-        row = await self._one("SELECT kind FROM sources WHERE id = ?", (source_id,))
-        return None if row is None else str(row["kind"])
-
     async def get_cursor(self, source_id: int) -> str | None:
         row = await self._one("SELECT cursor FROM sources WHERE id = ?", (source_id,))
         return None if row is None else row["cursor"]
@@ -235,13 +227,6 @@ class Storage:
     async def set_cursor(self, source_id: int, cursor: str) -> None:
         async with self._transaction() as db:
             await db.execute("UPDATE sources SET cursor = ? WHERE id = ?", (cursor, source_id))
-
-    async def record_source_ok(self, source_id: int) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE sources SET last_ok_at = ?, failures = 0 WHERE id = ?",
-                (_ts(_now()), source_id),
-            )
 
     async def record_source_error(self, source_id: int, error: str) -> None:
         async with self._transaction() as db:
@@ -258,10 +243,6 @@ class Storage:
             "SELECT * FROM posts WHERE source = ? AND channel = ? AND post_id = ?",
             (source, channel, post_id),
         )
-        return None if row is None else _stored_post(row)
-
-    async def post_by_id(self, post_id: int) -> StoredPost | None:
-        row = await self._one("SELECT * FROM posts WHERE id = ?", (post_id,))
         return None if row is None else _stored_post(row)
 
     async def save_post(
@@ -390,9 +371,11 @@ class Storage:
         )
         return [_stored_post(row) for row in rows]
 
-    async def recent_posts(self, limit: int) -> list[StoredPost]:
-        """The newest posts, newest first (what `/search` looks through)."""
-        rows = await self._all("SELECT * FROM posts ORDER BY date DESC, id DESC LIMIT ?", (limit,))
+    async def recent_posts(self, limit: int, offset: int = 0) -> list[StoredPost]:
+        """The newest posts, newest first, skipping `offset` (what `/search` pages through)."""
+        rows = await self._all(
+            "SELECT * FROM posts ORDER BY date DESC, id DESC LIMIT ? OFFSET ?", (limit, offset)
+        )
         return [_stored_post(row) for row in rows]
 
     async def count_posts(self) -> int:

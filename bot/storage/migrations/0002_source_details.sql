@@ -8,5 +8,4 @@ ALTER TABLE posts ADD COLUMN source_id INTEGER REFERENCES sources (id);
 
 ALTER TABLE sources ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE sources ADD COLUMN origin TEXT NOT NULL DEFAULT 'config';
-ALTER TABLE sources ADD COLUMN ref TEXT;  -- what the source resolved its target to (channel id)
 CREATE INDEX posts_source_stored ON posts (source_id, stored_at);
