@@ -197,3 +197,19 @@ async def test_deleted_post_stays_marked_and_views_update_quietly(storage: Stora
     assert (stored.post.views, stored.post.media_count) == (2500, 3)
     assert stored.post.forwarded_from == "militaryrussiaru"
     assert len(await storage.pending_messages(datetime.now(UTC))) == 1
+
+
+async def test_a_source_that_works_again_is_no_longer_failing(storage: Storage) -> None:
+    source_id = await storage.ensure_source("tgweb:milinfolive", "tgweb")
+    for _ in range(3):
+        await storage.record_source_error(source_id, "FetchError: 502")
+    (info,) = await storage.list_sources()
+    assert info.failures == 3
+    await storage.save_post(_post("1"), [], source_id=source_id, cursor='{"last_id": 1}')
+    (info,) = await storage.list_sources()
+    assert info.failures == 0
+    assert info.last_error == "FetchError: 502"  # still shown, as the last error seen
+    await storage.record_source_error(source_id, "FetchError: 502")
+    await storage.set_cursor(source_id, '{"last_id": 2}')
+    (info,) = await storage.list_sources()
+    assert info.failures == 0

@@ -80,6 +80,10 @@ class PendingMessage:
     text: str | None
 
 
+# A source that moves its cursor is working again: its failure streak ends there.
+_SOURCE_OK = "UPDATE sources SET cursor = ?, last_ok_at = ?, failures = 0 WHERE id = ?"
+
+
 class Storage:
     """Everything Dozor keeps, behind typed methods."""
 
@@ -226,7 +230,7 @@ class Storage:
 
     async def set_cursor(self, source_id: int, cursor: str) -> None:
         async with self._transaction() as db:
-            await db.execute("UPDATE sources SET cursor = ? WHERE id = ?", (cursor, source_id))
+            await db.execute(_SOURCE_OK, (cursor, _ts(_now()), source_id))
 
     async def record_source_error(self, source_id: int, error: str) -> None:
         async with self._transaction() as db:
@@ -308,10 +312,7 @@ class Storage:
             if changed:
                 queued = await self._record_matches(db, stored_id, list(matches), now)
             if source_id is not None and cursor is not None:
-                await db.execute(
-                    "UPDATE sources SET cursor = ?, last_ok_at = ? WHERE id = ?",
-                    (cursor, now, source_id),
-                )
+                await db.execute(_SOURCE_OK, (cursor, now, source_id))
         return SaveResult(stored_id, created, changed, queued)
 
     async def _record_matches(
