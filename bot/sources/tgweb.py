@@ -28,6 +28,8 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from bot.domain import Post, SourceSpec, clean_text
 from bot.sources.base import Feed, SourceStopped
+from bot.sources.html_text import node_text
+from bot.sources.http import FetchError, fetch
 from bot.sources.links import TELEGRAM_USERNAME
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,6 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 5 * 1024 * 1024  # a real page is ~50 KB; anything this big is not a preview
 MAX_PAGES_PER_POLL = 50  # ~1,000 posts of catch-up per poll; bounds the work after long downtime
 FETCH_TIMEOUT = 20.0
-READ_CHUNK = 1 << 16
 
 # A plain browser identity: t.me serves the same page to everyone, but some edge proxies
 # answer unknown clients with a challenge. English is pinned because the "edited" marker is
@@ -53,8 +54,6 @@ _DATA_POST = re.compile(r"[^/\s]+/(\d{1,18})")
 _VIEWS = re.compile(r"(\d+(?:[.,]\d+)?)([KMB]?)", re.IGNORECASE)
 _VIEW_MULTIPLIERS = {"": 1, "K": 1_000, "M": 1_000_000, "B": 1_000_000_000}
 _EDITED = re.compile(r"\bedited\b", re.IGNORECASE)
-_BLOCK_TAGS = frozenset({"blockquote", "pre", "div", "p"})
-_SKIPPED_TAGS = frozenset({"script", "style", "template", "svg"})
 _MEDIA = ".tgme_widget_message_photo_wrap, .tgme_widget_message_video_player"
 
 
@@ -64,10 +63,6 @@ class TgWebError(Exception):
 
 class NoPreviewError(TgWebError, SourceStopped):
     """Telegram shows no public preview for this name (turned off, a group, or no such name)."""
-
-
-class FetchError(TgWebError):
-    """The page could not be fetched: an HTTP error, a timeout, a body that is too large."""
 
 
 class PageFormatError(TgWebError):
@@ -196,7 +191,7 @@ def _parse_message(node: LexborNode, post_id: int) -> WebPost:
         date = date.replace(tzinfo=UTC)
 
     text_node = _message_text_node(node)
-    text = _render_text(text_node) if text_node is not None else ""
+    text = node_text(text_node) if text_node is not None else ""
     poll = _poll_text(node)
     text = "\n\n".join(part for part in (text, poll) if part)
 
@@ -252,87 +247,11 @@ def _poll_text(node: LexborNode) -> str:
     question = node.css_first(".tgme_widget_message_poll_question")
     if question is None:
         return ""
-    lines = ["📊 " + _render_text(question)]
+    lines = ["📊 " + node_text(question)]
     for option in node.css(".tgme_widget_message_poll_option_text"):
-        if option_text := _render_text(option):
+        if option_text := node_text(option):
             lines.append("• " + option_text)
     return "\n".join(lines)
-
-
-def _render_text(root: LexborNode) -> str:
-    """Plain text of a message: `<br>` → newline, links as `text (url)`, emoji as characters.
-
-    Walks the tree with an explicit stack: a hostile page can nest tags thousands deep, which
-    would overflow Python's recursion limit.
-    """
-    out: list[str] = []
-    # (node, None) is a node to visit; (element, start) closes an element whose text is out[start:]
-    stack: list[tuple[LexborNode, int | None]] = [
-        (child, None) for child in reversed(list(root.iter(include_text=True)))
-    ]
-    while stack:
-        node, start = stack.pop()
-        if start is not None:
-            _close_element(node, out, start)
-            continue
-        if node.is_text_node:
-            out.append(node.text_content or "")  # entities are already decoded by the parser
-            continue
-        if not node.is_element_node:
-            continue  # comments
-        tag = node.tag or ""
-        if tag == "br":
-            out.append("\n")
-            continue
-        if tag in _SKIPPED_TAGS:
-            continue
-        if tag in _BLOCK_TAGS:
-            _line_break(out)
-        stack.append((node, len(out)))
-        stack.extend((child, None) for child in reversed(list(node.iter(include_text=True))))
-    return "".join(out).strip()
-
-
-def _line_break(out: list[str]) -> None:
-    if out and not out[-1].endswith("\n"):
-        out.append("\n")
-
-
-def _close_element(node: LexborNode, out: list[str], start: int) -> None:
-    tag = node.tag or ""
-    if tag in _BLOCK_TAGS:
-        _line_break(out)
-    elif tag == "a":
-        text = "".join(out[start:])
-        href = (node.attributes.get("href") or "").strip()
-        linked = _linked_text(text, href)
-        if linked != text:
-            del out[start:]
-            out.append(linked)
-
-
-def _linked_text(text: str, href: str) -> str:
-    """A link as it should read in plain text: keep the address when the words hide it."""
-    # Hashtags (`?q=%23tag`), tg:// links and anything not http(s) add nothing readable.
-    if not href.lower().startswith(("https://", "http://")):
-        return text
-    if not text.strip():
-        return href
-    shown, target = _bare_url(text), _bare_url(href)
-    if shown == target:
-        return text
-    if text.endswith("…") and target.startswith(_bare_url(text[:-1])):
-        return href  # a shortened address: the full one is more useful
-    if text.startswith("@") and target == "t.me/" + text[1:].lower():
-        return text  # a mention already names the channel
-    return f"{text} ({href})"
-
-
-def _bare_url(url: str) -> str:
-    url = url.strip().lower()
-    for prefix in ("https://", "http://", "www."):
-        url = url.removeprefix(prefix)
-    return url.rstrip("/")
 
 
 def _load_cursor(text: str | None) -> int | None:
@@ -481,34 +400,16 @@ class TgWebSource:
     async def _fetch(self, session: aiohttp.ClientSession, before: int | None) -> str:
         url = f"{self.base_url}/s/{self.channel}"
         shown = url if before is None else f"{url}?before={before}"
-        params = None if before is None else {"before": str(before)}
-        try:
-            async with session.get(
-                url,
-                params=params,
-                headers=_HEADERS,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                max_redirects=5,
-            ) as response:
-                if response.status != 200:
-                    hint = " (Telegram is rate-limiting)" if response.status == 429 else ""
-                    raise FetchError(f"GET {shown}: HTTP {response.status}{hint}")
-                too_big = f"GET {shown}: the page is larger than {MAX_BODY_BYTES} bytes"
-                if (response.content_length or 0) > MAX_BODY_BYTES:
-                    raise FetchError(too_big)
-                # Counted while reading, after decompression: a missing or false
-                # Content-Length (or a gzip bomb) must not fill memory.
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(READ_CHUNK):
-                    body += chunk
-                    if len(body) > MAX_BODY_BYTES:
-                        raise FetchError(too_big)
-                charset = response.charset or "utf-8"
-        except TimeoutError:
-            raise FetchError(f"GET {shown}: no answer within {self.timeout:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise FetchError(f"GET {shown}: {type(exc).__name__}: {exc}") from None
-        try:
-            return body.decode(charset, "replace")
-        except LookupError:  # an unknown charset in the Content-Type header
-            return body.decode("utf-8", "replace")
+        answer = await fetch(
+            session,
+            url,
+            params=None if before is None else {"before": str(before)},
+            headers=_HEADERS,
+            time_limit=self.timeout,
+            max_bytes=MAX_BODY_BYTES,
+            shown=shown,
+        )
+        if answer.status != 200:
+            hint = " (Telegram is rate-limiting)" if answer.status == 429 else ""
+            raise FetchError(f"GET {shown}: HTTP {answer.status}{hint}")
+        return answer.text()
