@@ -40,8 +40,15 @@ class Settings(BaseSettings):
     tg_catch_up_minutes: float = Field(default=2.0, gt=0)
     tgweb_base: str = "https://t.me"
     tgweb_poll_minutes: float = Field(default=5.0, gt=0)
+    x_bearer_token: SecretStr | None = None
+    x_api_base: str = "https://api.x.com"
+    x_poll_minutes: float = Field(default=5.0, gt=0)
+    x_include_replies: bool = False
+    x_include_reposts: bool = False
+    rss_poll_minutes: float = Field(default=10.0, gt=0)
+    poll_per_host: int = Field(default=2, ge=1, le=20)
 
-    @field_validator("tg_api_id", "tg_api_hash", mode="before")
+    @field_validator("tg_api_id", "tg_api_hash", "x_bearer_token", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -60,7 +67,7 @@ class Settings(BaseSettings):
             raise ValueError("expected a token like 123456789:AA... as given by @BotFather")
         return value
 
-    @field_validator("telegram_api_base", "tgweb_base", mode="after")
+    @field_validator("telegram_api_base", "tgweb_base", "x_api_base", mode="after")
     @classmethod
     def _base_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 # Keep newlines and tabs; drop other control characters Telegram and SQLite choke on.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u2028\u2029\ufeff]")
@@ -57,6 +57,9 @@ class SourceInfo:
     last_error_at: datetime | None
     failures: int
     posts_24h: int
+    # The longest gap between its recent posts (None until there are enough to tell): a
+    # source silent for much longer than that is worth a look.
+    usual_gap: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)

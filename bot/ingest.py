@@ -106,5 +106,8 @@ class SourceFeed:
         if not await self._storage.mark_deleted(source, channel, post_id):
             log.info("deletion of %s/%s/%s: post was never stored", source, channel, post_id)
 
+    async def succeeded(self) -> None:
+        await self._storage.record_source_ok(self._source_id)
+
     async def failed(self, error: str) -> None:
         await self._storage.record_source_error(self._source_id, error)

@@ -257,8 +257,6 @@ def test_source_names_are_checked() -> None:
     for bad in ("", "ab", "s/../x", "https://t.me/x", "1channel"):
         with pytest.raises(ValueError, match="username"):
             TgWebSource(bad)
-    with pytest.raises(ValueError, match="jitter"):
-        TgWebSource(CHANNEL, jitter=1.5)
 
 
 # --- a stand-in t.me on loopback -----------------------------------------------------------
@@ -577,7 +575,7 @@ async def test_a_refused_connection_is_a_fetch_error(storage: Storage) -> None:
 
 async def test_keeps_polling_until_cancelled(storage: Storage, tme: FakeTelegramWeb) -> None:
     tme.upto = 1200
-    source = TgWebSource(CHANNEL, base_url=tme.base_url, interval=0.05, jitter=0.5)
+    source = TgWebSource(CHANNEL, base_url=tme.base_url, interval=0.05)
     feed = await _feed(storage, source)
     task = asyncio.create_task(source.run(feed))
     try:
@@ -597,11 +595,8 @@ async def test_keeps_polling_until_cancelled(storage: Storage, tme: FakeTelegram
             await task
 
 
-def test_next_delay_stays_within_the_jitter() -> None:
-    source = TgWebSource(CHANNEL, interval=300, jitter=0.2)
-    delays = [source.next_delay() for _ in range(200)]
-    assert all(240 <= delay <= 360 for delay in delays)
-    assert len(set(delays)) > 1
+def test_polls_one_host() -> None:
+    assert TgWebSource(CHANNEL, base_url="http://127.0.0.1:8080/").host == "127.0.0.1"
 
 
 def test_a_channel_read_both_ways_is_one_post() -> None:

@@ -2,7 +2,8 @@
 
 Sources come from `SOURCES` at start, from admins in chat and from `dozor sources`; the
 manager re-reads the list periodically, so a source added from the command line is picked
-up by a running service too.
+up by a running service too. Polled sources (tgweb, x, rss) share one `Poller` loop;
+streaming ones (telegram, jsonl) run in a supervised task each.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from bot.domain import SourceSpec
 from bot.ingest import Ingest, SourceFeed
 from bot.sources.base import Source
+from bot.sources.polling import PolledSource, Poller
 from bot.sources.supervisor import supervise
 from bot.storage import Storage
 
@@ -34,6 +36,7 @@ class SourceManager:
         *,
         sync_interval: float = SYNC_INTERVAL,
         notify: Callable[[str], Awaitable[None]] | None = None,
+        poller: Poller | None = None,
     ) -> None:
         self._storage = storage
         self._ingest = ingest
@@ -41,26 +44,31 @@ class SourceManager:
         self._sync_interval = sync_interval
         self._notify = notify
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._poller = poller or Poller(on_stopped=self._stopped)
+        self._poller_task: asyncio.Task[None] | None = None
         self._unbuildable: dict[str, str] = {}  # spec → why it cannot run (said once)
         self._lock = asyncio.Lock()
 
     @property
     def running(self) -> list[str]:
-        return sorted(spec for spec, task in self._tasks.items() if not task.done())
+        streaming = [spec for spec, task in self._tasks.items() if not task.done()]
+        return sorted([*streaming, *self._poller.specs])
+
+    def _is_running(self, spec: str) -> bool:
+        task = self._tasks.get(spec)
+        return spec in self._poller or (task is not None and not task.done())
 
     async def sync(self) -> None:
         """Start enabled sources that are not running; stop the ones no longer enabled."""
         async with self._lock:
             wanted = {info.spec: info for info in await self._storage.list_sources()}
-            for spec in list(self._tasks):
+            for spec in self.running:
                 if spec not in wanted:
                     await self._stop(spec)
                     log.info("stopped watching %s", spec)
             for spec, info in wanted.items():
-                task = self._tasks.get(spec)
-                if task is not None and not task.done():
-                    continue
-                await self._start(SourceSpec.parse(spec), info.id)
+                if not self._is_running(spec):
+                    await self._start(SourceSpec.parse(spec), info.id)
 
     async def _start(self, spec: SourceSpec, source_id: int) -> None:
         try:
@@ -73,6 +81,12 @@ class SourceManager:
             return
         self._unbuildable.pop(spec.text, None)
         feed = SourceFeed(self._ingest, self._storage, source_id)
+        if isinstance(source, PolledSource):
+            self._poller.add(source, feed)
+            if self._poller_task is None or self._poller_task.done():
+                self._poller_task = asyncio.create_task(self._poller.run(), name="poller")
+            log.info("polling %s every %.0f s", spec.text, source.interval)
+            return
         self._tasks[spec.text] = asyncio.create_task(
             supervise(source, feed, feed.failed, on_stopped=self._stopped),
             name=f"source {spec.text}",
@@ -84,10 +98,10 @@ class SourceManager:
             await self._notify(f"⚠️ Source {spec} stopped: {problem}")
 
     async def _stop(self, spec: str) -> None:
-        task = self._tasks.pop(spec)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        if spec in self._poller:
+            await self._poller.remove(spec)
+            return
+        await _cancel(self._tasks.pop(spec))
 
     async def run(self) -> None:
         """Sync every `sync_interval` seconds until cancelled (the caller syncs at start)."""
@@ -99,5 +113,13 @@ class SourceManager:
                 log.exception("could not sync the list of sources")
 
     async def stop_all(self) -> None:
-        for spec in list(self._tasks):
+        for spec in self.running:
             await self._stop(spec)
+        if self._poller_task is not None:
+            await _cancel(self._poller_task)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

@@ -9,14 +9,21 @@ server asked for on a rate limit. Every outcome is recorded as the source's heal
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import aiohttp
 
 from bot.domain import SourceSpec
-from bot.sources.base import Feed
+from bot.sources.base import Feed, SourceStopped
+from bot.sources.http import FetchError
+from bot.sources.supervisor import STOPPED_DELAY, backoff_delay
+
+log = logging.getLogger(__name__)
 
 
 class RetryLater(Exception):
@@ -72,3 +79,186 @@ async def poll_forever(
             if once:
                 return
             await asyncio.sleep(jittered(source.interval))
+
+
+class PollFeed(Feed, Protocol):
+    """A feed that also keeps the source's health (SourceFeed is one)."""
+
+    async def succeeded(self) -> None:
+        """The source was read without error (whether or not anything was new)."""
+        ...
+
+    async def failed(self, error: str) -> None:
+        """The source could not be read; `error` is a one-line reason."""
+        ...
+
+
+BACKOFF_FIRST = 60.0  # the first retry after an error, unless the source's rhythm is faster
+BACKOFF_CAP = 3600.0  # a failing source is still tried at least hourly
+START_SPREAD = 30.0  # first polls after start are spread over this many seconds
+
+
+def error_delay(failures: int, interval: float) -> float:
+    """Seconds before retrying after the n-th consecutive failure: doubling, capped, jittered."""
+    return backoff_delay(
+        failures, first=min(interval, BACKOFF_FIRST), cap=max(interval, BACKOFF_CAP)
+    )
+
+
+@dataclass(slots=True)
+class _Polled:
+    source: PolledSource
+    feed: PollFeed
+    due: float
+    failures: int = 0
+    reported: str | None = None  # the stop reason already told to admins
+    task: asyncio.Task[None] | None = None
+
+
+class Poller:
+    """Polls every added source on its own rhythm, from one loop and one HTTP session."""
+
+    def __init__(
+        self,
+        *,
+        per_host: int = 2,
+        session_factory: Callable[[], aiohttp.ClientSession] = aiohttp.ClientSession,
+        on_stopped: Callable[[str, str], Awaitable[None]] | None = None,
+        start_spread: float = START_SPREAD,
+    ) -> None:
+        if per_host < 1:
+            raise ValueError("per_host must be at least 1")
+        self._per_host = per_host
+        self._session_factory = session_factory
+        self._on_stopped = on_stopped
+        self._start_spread = start_spread
+        self._sources: dict[str, _Polled] = {}
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._wake = asyncio.Event()
+
+    def __contains__(self, spec: object) -> bool:
+        return spec in self._sources
+
+    @property
+    def specs(self) -> list[str]:
+        return sorted(self._sources)
+
+    def add(self, source: PolledSource, feed: PollFeed) -> None:
+        """Start polling a source; its first poll comes within the start spread (jittered)."""
+        spread = min(source.interval, self._start_spread)
+        due = _now() + random.uniform(0, spread)
+        self._sources[source.spec.text] = _Polled(source, feed, due)
+        self._wake.set()
+
+    async def remove(self, spec: str) -> None:
+        """Stop polling a source, cancelling a poll in flight."""
+        entry = self._sources.pop(spec, None)
+        if entry is not None and entry.task is not None:
+            entry.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await entry.task
+
+    def poll_now(self, spec: str) -> None:
+        """Make a source's next poll due at once (no effect while it is polling)."""
+        entry = self._sources.get(spec)
+        if entry is not None:
+            entry.due = _now()
+            self._wake.set()
+
+    def next_poll_in(self, spec: str) -> float | None:
+        """Seconds until the source's next poll (None when it is not polled or is polling)."""
+        entry = self._sources.get(spec)
+        if entry is None or entry.task is not None:
+            return None
+        return max(0.0, entry.due - _now())
+
+    async def run(self) -> None:
+        """Poll until cancelled; in-flight polls are cancelled with it."""
+        async with self._session_factory() as session:
+            try:
+                while True:
+                    self._wake.clear()
+                    now = _now()
+                    waits: list[float] = []
+                    for entry in self._sources.values():
+                        if entry.task is not None:
+                            continue
+                        if entry.due <= now:
+                            entry.task = asyncio.create_task(
+                                self._poll(entry, session), name=f"poll {entry.source.spec}"
+                            )
+                        else:
+                            waits.append(entry.due - now)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(min(waits, default=None)):
+                            await self._wake.wait()
+            finally:
+                tasks = [e.task for e in self._sources.values() if e.task is not None]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _poll(self, entry: _Polled, session: aiohttp.ClientSession) -> None:
+        source, spec = entry.source, entry.source.spec.text
+        semaphore = self._hosts.setdefault(source.host, asyncio.Semaphore(self._per_host))
+        try:
+            async with semaphore:
+                delay = await self._poll_once(entry, session)
+            entry.due = _now() + delay
+        finally:
+            entry.task = None
+            if self._sources.get(spec) is entry:
+                self._wake.set()
+
+    async def _poll_once(self, entry: _Polled, session: aiohttp.ClientSession) -> float:
+        """Poll and record the outcome; returns the seconds until the next poll."""
+        source, feed, spec = entry.source, entry.feed, entry.source.spec.text
+        try:
+            await source.poll(session, feed)
+        except asyncio.CancelledError:
+            raise
+        except RetryLater as exc:
+            log.warning("%s: %s; next poll in %.0f s", spec, exc, exc.delay)
+            await _record(feed.failed(f"{type(exc).__name__}: {exc}"))
+            return exc.delay + random.uniform(0, 5)
+        except SourceStopped as exc:
+            entry.failures += 1
+            message = str(exc) or type(exc).__name__
+            log.error("%s stopped: %s; trying again in an hour", spec, message)
+            await _record(feed.failed(f"{type(exc).__name__}: {message}"))
+            if self._on_stopped is not None and entry.reported != message:
+                entry.reported = message
+                await _record(self._on_stopped(spec, message))
+            return STOPPED_DELAY
+        except Exception as exc:
+            entry.failures += 1
+            delay = error_delay(entry.failures, source.interval)
+            log.warning(
+                "%s failed (%d in a row): %s; next poll in %.0f s",
+                spec,
+                entry.failures,
+                exc,
+                delay,
+                exc_info=not isinstance(exc, _EXPECTED),
+            )
+            await _record(feed.failed(f"{type(exc).__name__}: {exc}"))
+            return delay
+        entry.failures = 0
+        entry.reported = None
+        await _record(feed.succeeded())
+        return jittered(source.interval)
+
+
+_EXPECTED = (FetchError,)  # errors whose one-line message says it all (no traceback)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+async def _record(outcome: Awaitable[None]) -> None:
+    """Record health; a database hiccup here must not stop polling."""
+    try:
+        await outcome
+    except Exception:
+        log.exception("could not record a source's health")

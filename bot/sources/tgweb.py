@@ -13,10 +13,8 @@ maintained, and tolerant of the broken markup a scraper meets.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,8 +27,9 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from bot.domain import Post, SourceSpec, clean_text
 from bot.sources.base import Feed, SourceStopped
 from bot.sources.html_text import node_text
-from bot.sources.http import FetchError, fetch
+from bot.sources.http import FetchError, fetch, host_of
 from bot.sources.links import TELEGRAM_USERNAME
+from bot.sources.polling import poll_forever
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +271,7 @@ def _dump_cursor(last_id: int) -> str:
 
 
 class TgWebSource:
-    """Polls `t.me/s/<name>` every few minutes; with `once=True` it polls a single time."""
+    """Reads `t.me/s/<name>` once per `poll()`; `run()` polls on its own (once, with `once`)."""
 
     def __init__(
         self,
@@ -280,7 +279,6 @@ class TgWebSource:
         *,
         base_url: str = "https://t.me",
         interval: float = 300.0,
-        jitter: float = 0.2,
         timeout: float = FETCH_TIMEOUT,
         session_factory: Callable[[], aiohttp.ClientSession] = aiohttp.ClientSession,
         once: bool = False,
@@ -290,31 +288,22 @@ class TgWebSource:
             raise ValueError(f"{name!r} is not a Telegram channel username (5–32 letters)")
         if interval <= 0 or timeout <= 0:
             raise ValueError("interval and timeout must be positive")
-        if not 0 <= jitter < 1:
-            raise ValueError("jitter must be at least 0 and below 1")
         self.spec = SourceSpec("tgweb", name)
         # Usernames are case-insensitive; one spelling keeps the stored key stable.
         self.channel = channel.lower()
         self.base_url = base_url.rstrip("/")
         self.interval = interval
-        self.jitter = jitter
         self.timeout = timeout
         self.once = once
-        # The source owns the session it makes: it is created in run() and closed with it.
+        # run() makes its own session; the service's Poller calls poll() with a shared one.
         self._session_factory = session_factory
 
-    async def run(self, feed: Feed) -> None:
-        async with self._session_factory() as session:
-            while True:
-                await self.poll(session, feed)
-                if self.once:
-                    return
-                await asyncio.sleep(self.next_delay())
+    @property
+    def host(self) -> str:
+        return host_of(self.base_url)
 
-    def next_delay(self) -> float:
-        """Seconds to the next poll; jittered so many channels do not poll in lockstep."""
-        factor: float = random.uniform(1 - self.jitter, 1 + self.jitter)
-        return self.interval * factor
+    async def run(self, feed: Feed) -> None:
+        await poll_forever(self, feed, once=self.once, session_factory=self._session_factory)
 
     async def poll(self, session: aiohttp.ClientSession, feed: Feed) -> int:
         """Read the channel once and deliver what is new; returns how many new posts."""

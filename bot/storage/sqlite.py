@@ -8,6 +8,7 @@ never interleave statements inside another's transaction.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import sqlite3
@@ -81,6 +82,8 @@ class PendingMessage:
 
 
 # A source that moves its cursor is working again: its failure streak ends there.
+RHYTHM_POSTS = 20  # a source's rhythm is judged by the gaps between its last posts
+RHYTHM_MIN_POSTS = 5
 _SOURCE_OK = "UPDATE sources SET cursor = ?, last_ok_at = ?, failures = 0 WHERE id = ?"
 
 
@@ -206,6 +209,7 @@ class Storage:
             " FROM sources WHERE enabled = 1 OR ? = 0 ORDER BY sources.id",
             (since, int(enabled_only)),
         )
+        gaps = {int(row["id"]): await self._usual_gap(int(row["id"])) for row in rows}
         return [
             SourceInfo(
                 id=int(row["id"]),
@@ -220,9 +224,21 @@ class Storage:
                 last_error_at=_dt(row["last_error_at"]),
                 failures=int(row["failures"]),
                 posts_24h=int(row["posts_24h"]),
+                usual_gap=gaps[int(row["id"])],
             )
             for row in rows
         ]
+
+    async def _usual_gap(self, source_id: int) -> timedelta | None:
+        """The longest quiet spell between the source's last posts (None: too few to tell)."""
+        rows = await self._all(
+            "SELECT stored_at FROM posts WHERE source_id = ? ORDER BY stored_at DESC LIMIT ?",
+            (source_id, RHYTHM_POSTS + 1),
+        )
+        times = [moment for row in rows if (moment := _dt(row["stored_at"])) is not None]
+        if len(times) <= RHYTHM_MIN_POSTS:
+            return None
+        return max(newer - older for newer, older in itertools.pairwise(times))
 
     async def get_cursor(self, source_id: int) -> str | None:
         row = await self._one("SELECT cursor FROM sources WHERE id = ?", (source_id,))
@@ -231,6 +247,14 @@ class Storage:
     async def set_cursor(self, source_id: int, cursor: str) -> None:
         async with self._transaction() as db:
             await db.execute(_SOURCE_OK, (cursor, _ts(_now()), source_id))
+
+    async def record_source_ok(self, source_id: int) -> None:
+        """The source was read without error: it is healthy again (the cursor is unchanged)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE sources SET last_ok_at = ?, failures = 0 WHERE id = ?",
+                (_ts(_now()), source_id),
+            )
 
     async def record_source_error(self, source_id: int, error: str) -> None:
         async with self._transaction() as db:
