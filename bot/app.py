@@ -25,6 +25,7 @@ from bot.sources.links import parse_source
 from bot.sources.manager import SourceManager
 from bot.sources.registry import SourceOptions, build_source
 from bot.sources.telegram import TelethonConnector
+from bot.sources.x import XApi, XOptions
 from bot.storage import Storage
 from handlers import build_router
 
@@ -49,6 +50,24 @@ def make_bot(settings: Settings) -> Bot:
         default=DefaultBotProperties(
             parse_mode="HTML", link_preview=LinkPreviewOptions(is_disabled=True)
         ),
+    )
+
+
+def source_options(settings: Settings, connector: TelethonConnector | None) -> SourceOptions:
+    """How sources are built from the settings (the X client is shared by every account)."""
+    token = settings.x_bearer_token
+    return SourceOptions(
+        tgweb_base=settings.tgweb_base,
+        tgweb_interval=settings.tgweb_poll_minutes * 60,
+        telegram=connector,
+        telegram_catch_up=settings.tg_catch_up_minutes * 60,
+        x_api=XApi(token.get_secret_value(), base_url=settings.x_api_base) if token else None,
+        x_interval=settings.x_poll_minutes * 60,
+        x_options=XOptions(
+            include_replies=settings.x_include_replies,
+            include_reposts=settings.x_include_reposts,
+        ),
+        rss_interval=settings.rss_poll_minutes * 60,
     )
 
 
@@ -89,12 +108,7 @@ async def run_service(settings: Settings) -> None:
 
     credentials = settings.telegram_credentials
     connector = TelethonConnector(*credentials, str(settings.tg_session)) if credentials else None
-    options = SourceOptions(
-        tgweb_base=settings.tgweb_base,
-        tgweb_interval=settings.tgweb_poll_minutes * 60,
-        telegram=connector,
-        telegram_catch_up=settings.tg_catch_up_minutes * 60,
-    )
+    options = source_options(settings, connector)
     sender = TelegramSender(bot)
     worker = OutboxWorker(storage, sender, settings.tz, outbox_ready)
 
@@ -106,7 +120,11 @@ async def run_service(settings: Settings) -> None:
                 log.warning("could not tell admin %d: %s", admin, result.reason)
 
     manager = SourceManager(
-        storage, ingest, lambda spec: build_source(spec, options), notify=notify_admins
+        storage,
+        ingest,
+        lambda spec: build_source(spec, options),
+        notify=notify_admins,
+        per_host=settings.poll_per_host,
     )
     dispatcher = build_dispatcher(storage, matcher, settings, manager)
 

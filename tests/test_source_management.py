@@ -117,11 +117,101 @@ async def test_manager_follows_the_database(storage: Storage, tmp_path: Path) ->
         await asyncio.sleep(0.02)
     assert await storage.count_posts() == 1
     x_source = next(i for i in await storage.list_sources() if i.kind == "x")
-    assert "not available" in (x_source.last_error or "")
+    assert "X_BEARER_TOKEN is not set" in (x_source.last_error or "")
     await storage.remove_source(f"jsonl:{posts}")
     await manager.sync()
     assert manager.running == []
     await manager.stop_all()
+
+
+RECENT_FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Arms control news</title><link>https://news.example/</link>
+<item><guid>https://news.example/a/1</guid><title>Oreshnik moved to Belarus</title>
+<link>https://news.example/a/1</link><pubDate>{date}</pubDate>
+<description>&lt;p&gt;The &lt;b&gt;Oreshnik&lt;/b&gt; system is on duty.&lt;/p&gt;</description>
+</item></channel></rss>"""
+
+
+async def test_polled_sources_share_the_poller(storage: Storage) -> None:
+    from aiohttp import web
+
+    from bot.sources.registry import SourceOptions
+
+    now = datetime.now(UTC)
+    body = RECENT_FEED.format(date=now.strftime("%a, %d %b %Y %H:%M:%S +0000"))
+    hits: list[str] = []
+
+    async def serve(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text=body, content_type="application/rss+xml")
+
+    app = web.Application()
+    app.router.add_get("/{name}.xml", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    options = SourceOptions(rss_interval=3600)
+    manager = SourceManager(
+        storage,
+        Ingest(storage, Matcher(storage), asyncio.Event()),
+        lambda spec: build_source(spec, options),
+    )
+    try:
+        for name in ("one", "two"):
+            await storage.add_source(f"rss:{base}/{name}.xml", "rss", origin="cli")
+        await manager.sync()
+        assert manager.running == [f"rss:{base}/one.xml", f"rss:{base}/two.xml"]
+        for _ in range(3000):  # first polls are spread over up to 30 s; usually far sooner
+            if len(hits) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(hits) == ["/one.xml", "/two.xml"]
+        for _ in range(200):
+            infos = await storage.list_sources()
+            if all(info.last_ok_at for info in infos):
+                break
+            await asyncio.sleep(0.01)
+        assert all(info.last_ok_at and info.failures == 0 for info in infos)
+        # One article in two feeds of one site is one post (same host, same guid).
+        assert await storage.count_posts() == 1
+        await storage.remove_source(f"rss:{base}/one.xml")
+        await manager.sync()
+        assert manager.running == [f"rss:{base}/two.xml"]
+    finally:
+        await manager.stop_all()
+        await runner.cleanup()
+    assert manager.running == []
+
+
+def test_silence_is_judged_by_each_sources_rhythm() -> None:
+    from bot.sources.health import SILENT_AT_LEAST, SILENT_AT_MOST, silent_after
+
+    busy = _info(usual_gap=timedelta(minutes=30), last_post_at=NOW - timedelta(hours=7))
+    assert silent_after(busy) == SILENT_AT_LEAST
+    assert "usually ≤ 30 min apart" in (warning(busy, NOW) or "")
+    weekly = _info(usual_gap=timedelta(days=8), last_post_at=NOW - timedelta(days=12))
+    assert silent_after(weekly) == timedelta(days=24)
+    assert warning(weekly, NOW) is None  # a weekly newsletter is not silent after 12 days
+    rare = _info(usual_gap=timedelta(days=40))
+    assert silent_after(rare) == SILENT_AT_MOST
+    daily = _info(usual_gap=timedelta(hours=20), last_post_at=NOW - timedelta(hours=50))
+    assert warning(daily, NOW) is None
+    assert warning(replace(daily, last_post_at=NOW - timedelta(hours=61)), NOW)
+
+
+async def test_the_usual_gap_comes_from_the_last_posts(storage: Storage) -> None:
+    from bot.domain import Post
+
+    source_id = await storage.ensure_source("jsonl:/x", "jsonl")
+    assert (await storage.list_sources())[0].usual_gap is None
+    for number in range(1, 8):
+        post = Post("jsonl", "c", str(number), NOW, f"post {number}")
+        await storage.save_post(post, [], source_id=source_id, cursor=str(number))
+    gap = (await storage.list_sources())[0].usual_gap
+    assert gap is not None
+    assert gap < timedelta(minutes=1)  # stored moments apart
 
 
 class Admin:

@@ -36,7 +36,7 @@ class SourceManager:
         *,
         sync_interval: float = SYNC_INTERVAL,
         notify: Callable[[str], Awaitable[None]] | None = None,
-        poller: Poller | None = None,
+        per_host: int = 2,
     ) -> None:
         self._storage = storage
         self._ingest = ingest
@@ -44,7 +44,7 @@ class SourceManager:
         self._sync_interval = sync_interval
         self._notify = notify
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._poller = poller or Poller(on_stopped=self._stopped)
+        self._poller = Poller(per_host=per_host, on_stopped=self._stopped)
         self._poller_task: asyncio.Task[None] | None = None
         self._unbuildable: dict[str, str] = {}  # spec → why it cannot run (said once)
         self._lock = asyncio.Lock()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.domain import SourceSpec
 from bot.sources.base import Source
 from bot.sources.jsonl import JsonlSource
+from bot.sources.rss import RssSource
 from bot.sources.telegram import TelegramGateway, TelegramSource, normalise_username
 from bot.sources.tgweb import TgWebSource
+from bot.sources.x import XApi, XOptions, XSource
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,10 @@ class SourceOptions:
     tgweb_interval: float = 300.0
     telegram: Callable[[], Awaitable[TelegramGateway]] | None = None
     telegram_catch_up: float = 120.0
+    x_api: XApi | None = None  # one per service: one token, one rate-limit budget
+    x_interval: float = 300.0
+    x_options: XOptions = field(default_factory=XOptions)
+    rss_interval: float = 600.0
 
 
 def build_source(spec: SourceSpec, options: SourceOptions | None = None) -> Source:
@@ -50,8 +56,14 @@ def build_source(spec: SourceSpec, options: SourceOptions | None = None) -> Sour
         return TgWebSource(
             spec.target, base_url=options.tgweb_base, interval=options.tgweb_interval
         )
-    if spec.kind in KINDS:
-        raise ValueError(f"{spec.kind}: sources are not available in this version of Dozor")
+    if spec.kind == "x":
+        if options.x_api is None:
+            raise ValueError(f"{spec.text}: X_BEARER_TOKEN is not set, so X accounts are not read")
+        return XSource(
+            spec.target, options.x_api, interval=options.x_interval, options=options.x_options
+        )
+    if spec.kind == "rss":
+        return RssSource(spec.target, interval=options.rss_interval)
     raise ValueError(
         f"unknown source kind {spec.kind!r} in {spec.text!r}; known: {', '.join(KINDS)}"
     )
