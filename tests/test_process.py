@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from tests.botapi import FakeBotAPI, SentMessage
 from tests.conftest import TEST_TOKEN
@@ -182,3 +183,108 @@ async def test_digest_now_sends_each_subscriber_with_matches(
     assert "1 matched post" in digest
     assert "Oreshnik &amp; &lt;co&gt;" in digest
     assert api.sent_to(USER + 1) == []  # no matches, no digest
+
+
+class PolledPlaces:
+    """A news feed and the X API on loopback, for `rss:` and `x:` sources in the service."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []  # (guid, title)
+        self.tweets: list[tuple[int, str]] = []  # (id, text)
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def feed(self, request: web.Request) -> web.Response:
+        now = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
+        items = "".join(
+            f"<item><guid>{guid}</guid><title>{title}</title><link>{guid}</link>"
+            f"<pubDate>{now}</pubDate></item>"
+            for guid, title in reversed(self.items)
+        )
+        body = f'<?xml version="1.0"?><rss version="2.0"><channel><title>N</title>{items}'
+        return web.Response(text=body + "</channel></rss>", content_type="application/rss+xml")
+
+    async def lookup(self, request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == "Bearer test-bearer"
+        return web.json_response({"data": {"id": "42", "username": "SokovNikolai", "name": "N"}})
+
+    async def timeline(self, request: web.Request) -> web.Response:
+        since = int(request.query.get("since_id", "0"))
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        data = [
+            {"id": str(tweet_id), "text": text, "created_at": now}
+            for tweet_id, text in sorted(self.tweets, reverse=True)
+            if tweet_id > since
+        ]
+        if not data:
+            return web.json_response({"meta": {"result_count": 0}})
+        meta = {"result_count": len(data), "newest_id": data[0]["id"]}
+        return web.json_response({"data": data, "meta": meta})
+
+    async def __aenter__(self) -> PolledPlaces:
+        app = web.Application()
+        app.router.add_get("/feed.xml", self.feed)
+        app.router.add_get("/2/users/by/username/{name}", self.lookup)
+        app.router.add_get("/2/users/{id}/tweets", self.timeline)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+def _links(api: FakeBotAPI) -> list[str]:
+    return [
+        m.text.split('href="')[1].split('"')[0]
+        for m in api.sent_to(USER)
+        if "news.example" in m.text or "x.com/" in m.text
+    ]
+
+
+async def _wait_links(api: FakeBotAPI, count: int, service: Service) -> list[str]:
+    for _ in range(400):
+        if len(_links(api)) >= count:
+            return _links(api)
+        await asyncio.sleep(0.05)
+    pytest.fail(f"expected {count} alert(s), got {_links(api)}\n{service.tail()}")
+
+
+async def test_feeds_and_x_accounts_alert_across_a_kill(service: Service, api: FakeBotAPI) -> None:
+    async with PolledPlaces() as places:
+        service.env.update(
+            SOURCES=f"rss:{places.base_url}/feed.xml,x:@SokovNikolai",
+            X_BEARER_TOKEN="test-bearer",
+            X_API_BASE=places.base_url,
+            RSS_POLL_MINUTES="0.005",
+            X_POLL_MINUTES="0.005",
+        )
+        await service.start()
+        api.push_message(USER, "/start", user_id=USER)
+        await api.wait_for_sent(1, chat_id=USER, timeout=30)
+        api.push_message(USER, "/subscribe Oreshnik", user_id=USER)
+        await api.wait_for_sent(2, chat_id=USER, timeout=10)
+
+        places.items.append(("https://news.example/1", "Oreshnik on duty in Belarus"))
+        places.items.append(("https://news.example/2", "Grain prices"))
+        places.tweets.append((1001, "Orechnik? No: Oreshnik. Thread on the INF aftermath"))
+        links = await _wait_links(api, 2, service)
+        assert sorted(links) == [
+            "https://news.example/1",
+            "https://x.com/SokovNikolai/status/1001",
+        ]
+
+        await service.kill()
+        places.items.append(("https://news.example/3", "Second Oreshnik regiment"))
+        places.tweets.append((1002, "More on Oreshnik"))
+        await service.start()
+        links = await _wait_links(api, 4, service)
+        await asyncio.sleep(0.5)  # several more polls: nothing is sent twice
+        assert await service.terminate() == 0
+    links = _links(api)
+    assert len(links) == len(set(links)) == 4
+    assert "https://news.example/3" in links
+    assert "https://x.com/SokovNikolai/status/1002" in links
