@@ -28,18 +28,18 @@ from bot.sources.polling import (
 )
 from bot.sources.supervisor import STOPPED_DELAY
 from bot.storage import Storage
+from tests.loopback import LoopbackServer
 
 
-class ProbeServer:
+class ProbeServer(LoopbackServer):
     """Answers every GET after `delay` seconds; counts requests and the most at once."""
 
     def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
         self.delay = delay
         self.requests: list[str] = []
         self.in_flight = 0
         self.most_in_flight = 0
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append(request.path)
@@ -51,20 +51,8 @@ class ProbeServer:
             self.in_flight -= 1
         return web.Response(text="ok")
 
-    async def __aenter__(self) -> ProbeServer:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/{name}", self.handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
 
 
 class Probe:

@@ -11,17 +11,20 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from aiohttp import web
 
 from tests.botapi import FakeBotAPI, SentMessage
 from tests.conftest import TEST_TOKEN
+from tests.loopback import LoopbackServer
 
 USER = 777
+T = TypeVar("T")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -76,12 +79,17 @@ def _alerts(api: FakeBotAPI) -> list[SentMessage]:
     return [m for m in api.sent_to(USER) if "t.me/milinfo/" in m.text]
 
 
-async def _wait_alerts(api: FakeBotAPI, count: int, service: Service) -> list[SentMessage]:
+async def _wait_for(collect: Callable[[], list[T]], count: int, service: Service) -> list[T]:
+    """What `collect` finds once it finds `count` things (or fail with the service's log)."""
     for _ in range(400):
-        if len(_alerts(api)) >= count:
-            return _alerts(api)
+        if len(found := collect()) >= count:
+            return found
         await asyncio.sleep(0.05)
-    pytest.fail(f"expected {count} alert(s), got {len(_alerts(api))}\n{service.tail()}")
+    pytest.fail(f"expected {count} alert(s), got {collect()}\n{service.tail()}")
+
+
+async def _wait_alerts(api: FakeBotAPI, count: int, service: Service) -> list[SentMessage]:
+    return await _wait_for(lambda: _alerts(api), count, service)
 
 
 @pytest.fixture
@@ -185,14 +193,13 @@ async def test_digest_now_sends_each_subscriber_with_matches(
     assert api.sent_to(USER + 1) == []  # no matches, no digest
 
 
-class PolledPlaces:
+class PolledPlaces(LoopbackServer):
     """A news feed and the X API on loopback, for `rss:` and `x:` sources in the service."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.items: list[tuple[str, str]] = []  # (guid, title)
         self.tweets: list[tuple[int, str]] = []  # (id, text)
-        self.base_url = ""
-        self._runner: web.AppRunner | None = None
 
     async def feed(self, request: web.Request) -> web.Response:
         now = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
@@ -221,20 +228,10 @@ class PolledPlaces:
         meta = {"result_count": len(data), "newest_id": data[0]["id"]}
         return web.json_response({"data": data, "meta": meta})
 
-    async def __aenter__(self) -> PolledPlaces:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/feed.xml", self.feed)
         app.router.add_get("/2/users/by/username/{name}", self.lookup)
         app.router.add_get("/2/users/{id}/tweets", self.timeline)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
 
 
 def _links(api: FakeBotAPI) -> list[str]:
@@ -246,11 +243,7 @@ def _links(api: FakeBotAPI) -> list[str]:
 
 
 async def _wait_links(api: FakeBotAPI, count: int, service: Service) -> list[str]:
-    for _ in range(400):
-        if len(_links(api)) >= count:
-            return _links(api)
-        await asyncio.sleep(0.05)
-    pytest.fail(f"expected {count} alert(s), got {_links(api)}\n{service.tail()}")
+    return await _wait_for(lambda: _links(api), count, service)
 
 
 async def test_feeds_and_x_accounts_alert_across_a_kill(service: Service, api: FakeBotAPI) -> None:

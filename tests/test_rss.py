@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import aiohttp
 import pytest
@@ -48,6 +46,7 @@ from bot.sources.rss import (
 )
 from bot.storage import Storage
 from tests.feeds import RecordingFeed
+from tests.loopback import LoopbackServer
 
 DATA = Path(__file__).parent / "data" / "rss"
 NOW = datetime(2026, 11, 26, 18, 0, tzinfo=UTC)  # the documents were "fetched" at this time
@@ -93,17 +92,15 @@ class Document:
     content_type: str = "application/rss+xml; charset=utf-8"
 
 
-class FakeFeedSite:
+class FakeFeedSite(LoopbackServer):
     """Serves documents at /feeds/<name> with an ETag (answering 304 to a matching
     If-None-Match) and Last-Modified, error statuses by name, and hosts that misbehave."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.documents: dict[str, Document] = {}
         self.errors: dict[str, tuple[int, dict[str, str]]] = {}
         self.requests: list[tuple[str, CIMultiDict[str]]] = []
-        self.base_url = ""
-        self._runner: web.AppRunner | None = None
-        self._closing = asyncio.Event()
 
     def url(self, name: str) -> str:
         return f"{self.base_url}/feeds/{name}"
@@ -121,7 +118,7 @@ class FakeFeedSite:
             status, headers = self.errors[name]
             return web.Response(status=status, headers=headers, text=f"HTTP {status}")
         if name == "slow":
-            await self._wait_for_close()
+            await self.stall()
         if name == "huge_declared":
             return web.Response(body=b" " * (20 * MB), content_type="application/rss+xml")
         if name == "huge_streamed":
@@ -150,31 +147,8 @@ class FakeFeedSite:
             },
         )
 
-    async def _wait_for_close(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), 30)
-
-    async def __aenter__(self) -> Self:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/feeds/{name}", self._feed)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 @pytest.fixture

@@ -12,15 +12,12 @@ with `?before=`, as Telegram does, so paging is exercised on the same markup.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import pytest
 from aiohttp import web
@@ -38,6 +35,7 @@ from bot.sources.tgweb import (
     parse_views,
 )
 from bot.storage import Storage
+from tests.loopback import LoopbackServer
 
 DATA = Path(__file__).parent / "data" / "tgweb"
 CHANNEL = "polygon_svodka"
@@ -262,10 +260,11 @@ def test_source_names_are_checked() -> None:
 # --- a stand-in t.me on loopback -----------------------------------------------------------
 
 
-class FakeTelegramWeb:
+class FakeTelegramWeb(LoopbackServer):
     """Serves @polygon_svodka's history in pages of 20, plus channels that misbehave."""
 
     def __init__(self) -> None:
+        super().__init__()
         latest = _page("latest")
         start, end = latest.index(WRAP), latest.rindex(HISTORY_END)
         self._head, self._tail = latest[:start], latest[end:]
@@ -279,9 +278,6 @@ class FakeTelegramWeb:
                 self.blocks[int(found.group(1))] = WRAP + chunk
         self.upto = max(self.blocks)  # messages above this id are "not yet posted"
         self.requests: list[str] = []
-        self.base_url = ""
-        self._runner: web.AppRunner | None = None
-        self._closing = asyncio.Event()
 
     def render(self, before: int | None) -> str:
         ids = sorted(
@@ -330,46 +326,23 @@ class FakeTelegramWeb:
             await response.prepare(request)
             await response.write(self._head.encode())
             if name == "stalled_body":
-                await self._wait_for_close()
+                await self.stall()
             else:
                 for _ in range(6):
                     await response.write(b"<div>" + b"x" * (1024 * 1024) + b"</div>")
             await response.write_eof()
             return response
         if name == "slow_answer":
-            await self._wait_for_close()
+            await self.stall()
         raise web.HTTPNotFound()
 
     async def _card(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.path_qs)
         return web.Response(text=_page("nopreview"), content_type="text/html")
 
-    async def _wait_for_close(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), 30)
-
-    async def __aenter__(self) -> Self:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/s/{name}", self._preview)
         app.router.add_get("/{name}", self._card)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 @pytest.fixture

@@ -11,15 +11,13 @@ Problem answers (not found, suspended, 401, 403, 429) are the other files.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 import pytest
@@ -43,6 +41,7 @@ from bot.sources.x import (
 )
 from bot.storage import Storage
 from tests.feeds import RecordingFeed
+from tests.loopback import LoopbackServer
 
 DATA = Path(__file__).parent / "data" / "x"
 # Shaped like a real app-only bearer token; the tests check it never shows in an error or log.
@@ -92,13 +91,14 @@ class FakeClock:
         return self.now
 
 
-class FakeXApi:
+class FakeXApi(LoopbackServer):
     """Serves the saved timeline as X API v2 does, or misbehaves as a test asks.
 
     `lookup` and `tweets` pick what each endpoint answers: "ok" or the name of a failure.
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.posts = sorted(TIMELINE, key=lambda tweet: int(tweet["id"]), reverse=True)
         self.upto = int(THREAD_1)  # posts above this id are "not yet posted"
         self.requests: list[tuple[str, dict[str, str]]] = []
@@ -107,9 +107,6 @@ class FakeXApi:
         self.headers: dict[str, str] = {}  # sent with every answer (rate-limit headers)
         self.overlap = False  # each page repeats the last post of the page before
         self.oldest_page_first = False  # pages come oldest first, each in ascending order
-        self.base_url = ""
-        self._runner: web.AppRunner | None = None
-        self._closing = asyncio.Event()
 
     def timeline_requests(self) -> list[dict[str, str]]:
         return [query for path, query in self.requests if path == TIMELINE_PATH]
@@ -229,32 +226,12 @@ class FakeXApi:
                 await response.write_eof()
             return response
         if mode == "stall":
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), 30)
+            await self.stall()
         raise web.HTTPNotFound()
 
-    async def __aenter__(self) -> Self:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/2/users/by/username/{name}", self._lookup)
         app.router.add_get("/2/users/{id}/tweets", self._timeline)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 @pytest.fixture

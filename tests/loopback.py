@@ -1,0 +1,49 @@
+"""A stand-in web server on loopback: an aiohttp app on a free port of 127.0.0.1.
+
+Subclasses add their routes in `routes()`; `stall()` holds a request until the server
+closes, which is how a test plays a server that never answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+from typing import Self
+
+from aiohttp import web
+
+
+class LoopbackServer:
+    def __init__(self) -> None:
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def stall(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), 30)
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        self.routes(app)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        self.base_url = f"http://{host}:{port}"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
