@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config import Settings
 from bot.delivery.outbox import OutboxWorker
-from bot.delivery.sender import TelegramSender
+from bot.delivery.sender import Pacer, TelegramSender
 from bot.digest import queue_digests
 from bot.ingest import Ingest, Matcher
 from bot.sources.links import parse_source
@@ -31,7 +31,6 @@ from handlers import build_router
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE = 10.0  # seconds to let an in-flight send finish
 COMMANDS = [
     BotCommand(command="subscribe", description="Alert me when a post matches a query"),
     BotCommand(command="list", description="My saved queries"),
@@ -109,7 +108,7 @@ async def run_service(settings: Settings) -> None:
     credentials = settings.telegram_credentials
     connector = TelethonConnector(*credentials, str(settings.tg_session)) if credentials else None
     options = source_options(settings, connector)
-    sender = TelegramSender(bot)
+    sender = TelegramSender(bot, Pacer(rate=settings.send_rate))
     worker = OutboxWorker(storage, sender, settings.tz, outbox_ready)
 
     async def notify_admins(text: str) -> None:
@@ -169,12 +168,8 @@ async def run_service(settings: Settings) -> None:
             await dispatcher.stop_polling()
         manager_task.cancel()
         await manager.stop_all()
-        worker.stop()
-        try:
-            await asyncio.wait_for(worker_task, SHUTDOWN_GRACE)
-        except TimeoutError:
-            log.warning("an in-flight send did not finish in time; it stays in the outbox")
-        await asyncio.gather(manager_task, polling_task, return_exceptions=True)
+        worker.stop()  # sends in flight get a bounded grace; the rest stays in the outbox
+        await asyncio.gather(worker_task, manager_task, polling_task, return_exceptions=True)
         if connector is not None:
             await connector.close()
         await bot.session.close()

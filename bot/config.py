@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     x_include_reposts: bool = False
     rss_poll_minutes: float = Field(default=10.0, gt=0)
     poll_per_host: int = Field(default=2, ge=1, le=20)
+    send_rate: float = Field(default=30.0, gt=0, le=1000)
 
     @field_validator("tg_api_id", "tg_api_hash", "x_bearer_token", mode="before")
     @classmethod

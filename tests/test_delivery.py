@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from datetime import UTC, datetime
 
 from aiogram import Bot
 
 from bot.delivery.outbox import OutboxWorker
-from bot.delivery.sender import Pacer, TelegramSender
+from bot.delivery.render import MAX_MESSAGE, html_length
+from bot.delivery.sender import Pacer, Priority, TelegramSender, install_pacer, pacer_of
 from bot.domain import Post, Span
 from bot.storage import Storage
 from bot.storage.sqlite import MatchRecord
 from tests.botapi import FakeBotAPI
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-FAST = Pacer(rate=1000, private_interval=0.0, group_interval=0.0)
 
 
-def _worker(storage: Storage, bot: Bot, *, timeout: int = 30) -> OutboxWorker:
-    return OutboxWorker(storage, TelegramSender(bot, FAST, timeout=timeout), UTC, asyncio.Event())
+def _fast() -> Pacer:
+    return Pacer(rate=1000, private_interval=0.0, group_interval=0.0)
+
+
+def _worker(
+    storage: Storage, bot: Bot, *, timeout: int = 30, ready: asyncio.Event | None = None
+) -> OutboxWorker:
+    sender = TelegramSender(bot, _fast(), timeout=timeout)
+    return OutboxWorker(storage, sender, UTC, ready or asyncio.Event())
 
 
 async def _alert(
@@ -93,11 +101,17 @@ async def test_rejected_message_is_set_aside_with_reason(
 ) -> None:
     await _alert(storage, 7, "1")
     await _alert(storage, 7, "2")
-    api.fail_next("sendMessage", status=400, description="Bad Request: can't parse entities")
+    # The two alerts go as one message; refused, they are tried one by one: the first is
+    # refused again (set aside with the reason), the second goes through.
+    api.fail_next(
+        "sendMessage", status=400, description="Bad Request: can't parse entities", times=2
+    )
     worker = _worker(storage, bot)
     assert await worker.send_due() == 1
     assert await storage.outbox_counts() == {"pending": 0, "sent": 1, "failed": 1}
     assert await worker.send_due() == 0  # never retried in a loop
+    assert len(api.sent_to(7)) == 1
+    assert "t.me/milinfo/2" in api.sent_to(7)[0].text
 
 
 async def test_server_errors_and_timeouts_are_retried(
@@ -123,7 +137,7 @@ async def test_worker_wakes_on_new_alert_and_stops_cleanly(
     storage: Storage, api: FakeBotAPI, bot: Bot
 ) -> None:
     ready = asyncio.Event()
-    worker = OutboxWorker(storage, TelegramSender(bot, FAST), UTC, ready)
+    worker = _worker(storage, bot, ready=ready)
     task = asyncio.create_task(worker.run())
     await asyncio.sleep(0.05)
     await _alert(storage, 7, "1")
@@ -133,14 +147,164 @@ async def test_worker_wakes_on_new_alert_and_stops_cleanly(
     await asyncio.wait_for(task, 5)
 
 
-def test_pacer_spaces_sends_per_chat_and_globally() -> None:
-    clock = [0.0]
-    pacer = Pacer(rate=30, private_interval=1.0, group_interval=3.0, clock=lambda: clock[0])
-    same_chat = [pacer.reserve(1) for _ in range(3)]
-    assert same_chat == [0.0, 1.0, 2.0]
-    many_chats = [pacer.reserve(100 + n) for n in range(30)]
-    gaps = [b - a for a, b in itertools.pairwise(many_chats)]
-    assert all(abs(gap - 1 / 30) < 1e-9 for gap in gaps)  # no burst: evenly spaced
-    assert pacer.reserve(-5) < pacer.reserve(-5) - 2.9  # a group waits 3 s
-    pacer.pause(None, 60)
-    assert pacer.reserve(2) >= 60
+def _links(text: str) -> list[str]:
+    return re.findall(r'href="https://t\.me/milinfo/(\d+)"', text)
+
+
+async def test_a_burst_for_one_subscriber_is_one_message(
+    storage: Storage, api: FakeBotAPI, bot: Bot
+) -> None:
+    for number in range(1, 6):
+        await _alert(storage, 7, str(number), f"Oreshnik report {number}")
+    await _alert(storage, 8, "6")
+    assert await _worker(storage, bot).send_due() == 6
+    (message,) = api.sent_to(7)
+    assert "5 new matches" in message.text
+    assert _links(message.text) == ["1", "2", "3", "4", "5"]  # oldest first, each kept
+    assert message.text.count("<b>Oreshnik</b> report") == 5  # matches in bold in each
+    assert len(api.sent_to(8)) == 1
+    assert await storage.outbox_counts() == {"pending": 0, "sent": 6, "failed": 0}
+
+
+async def test_long_bursts_are_cut_into_messages_within_the_limit(
+    storage: Storage, api: FakeBotAPI, bot: Bot
+) -> None:
+    long_text = "Oreshnik " + "🚀 очень длинный <пост> & текст " * 140  # ~4,300 characters
+    for number in range(1, 31):
+        await _alert(storage, 7, str(number), long_text)
+    assert await _worker(storage, bot).send_due() == 30
+    messages = api.sent_to(7)
+    assert len(messages) > 1
+    # The stand-in server refuses anything over 4096 characters or with bad HTML, so every
+    # message got through intact; together they carry each alert once, in order.
+    assert [link for m in messages for link in _links(m.text)] == [str(n) for n in range(1, 31)]
+    assert all(html_length(m.text) <= MAX_MESSAGE for m in messages)
+
+
+async def test_order_is_kept_across_alerts_and_digests(
+    storage: Storage, api: FakeBotAPI, bot: Bot
+) -> None:
+    await _alert(storage, 7, "1")
+    await storage.queue_digest(7, ["<b>Digest</b> one"], NOW)
+    await _alert(storage, 7, "2")
+    await _alert(storage, 7, "3")
+    assert await _worker(storage, bot).send_due() == 4
+    texts = [m.text for m in api.sent_to(7)]
+    assert _links(texts[0]) == ["1"]
+    assert "Digest" in texts[1]
+    assert _links(texts[2]) == ["2", "3"]
+
+
+async def test_a_blocked_chat_gets_nothing_more_until_start(
+    storage: Storage, api: FakeBotAPI, bot: Bot
+) -> None:
+    await _alert(storage, 7, "1")
+    api.block_chat(7)
+    assert await _worker(storage, bot).send_due() == 0
+    await _alert(storage, 7, "2")  # a match while blocked is kept but not queued for sending
+    assert await _worker(storage, bot).send_due() == 0
+    counts = await storage.outbox_counts()
+    assert counts["sent"] == 0
+    assert counts["failed"] >= 1  # what waited is set aside: no flood after /start
+    await storage.upsert_subscriber(7, "user")  # /start
+    api._blocked.discard(7)  # they unblocked the bot
+    await _alert(storage, 7, "3")
+    assert await _worker(storage, bot).send_due() == 1
+    assert [_links(m.text) for m in api.sent_to(7)] == [["3"]]
+
+
+async def test_retry_after_holds_only_that_chat(
+    storage: Storage, api: FakeBotAPI, bot: Bot
+) -> None:
+    await _alert(storage, [7, 8], "1")
+    api.fail_next(
+        "sendMessage", status=429, description="Too Many Requests", retry_after=5, chat_id=7
+    )
+    worker = _worker(storage, bot)
+    assert await worker.send_due() == 1
+    assert [m.chat_id for m in api.sent] == [8]
+    pacer = pacer_of(bot)
+    assert pacer is not None
+    assert 4 < pacer.busy_until(7) <= 5
+    assert pacer.busy_until(8) < 1
+
+
+async def test_429s_for_two_chats_pause_everything(
+    storage: Storage, api: FakeBotAPI, bot: Bot
+) -> None:
+    await _alert(storage, [7, 8, 9], "1")
+    api.fail_next(
+        "sendMessage", status=429, description="Too Many Requests", retry_after=2, times=2
+    )
+    worker = OutboxWorker(
+        storage, TelegramSender(bot, _fast()), UTC, asyncio.Event(), concurrency=1
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await worker.send_due() == 3  # each once, in the end
+    # Chat 9 had no limit of its own; it waited because Telegram throttled the whole bot.
+    assert api.sent[0].chat_id == 9
+    assert loop.time() - started > 1.5
+    assert sorted(m.chat_id for m in api.sent) == [7, 8, 9]
+
+
+async def test_shutdown_is_bounded_and_loses_nothing(
+    storage: Storage, api: FakeBotAPI, bot: Bot
+) -> None:
+    await _alert(storage, [7, 8], "1")
+    api.set_delay(20)  # Telegram hangs
+    worker = _worker(storage, bot)
+    task = asyncio.create_task(worker.run(grace=0.3))
+    await asyncio.sleep(0.3)
+    worker.stop()
+    await asyncio.wait_for(task, 5)  # returns after the grace, not after 20 s
+    assert await storage.outbox_counts() == {"pending": 2, "sent": 0, "failed": 0}
+    api.set_delay(0)
+    assert await _worker(storage, bot).send_due() == 2  # the next start sends them
+
+
+async def test_pacer_spaces_sends_per_chat_and_globally() -> None:
+    loop = asyncio.get_running_loop()
+    pacer = Pacer(rate=50, private_interval=0.2, group_interval=0.3)
+    granted: list[tuple[int, float]] = []
+
+    async def take(chat_id: int) -> None:
+        await pacer.acquire(chat_id)
+        granted.append((chat_id, loop.time()))
+
+    await asyncio.gather(*(take(chat) for chat in [1, 1, 1, 2, 3, 4, -5, -5]))
+    moments = sorted(moment for _, moment in granted)
+    # Never two slots closer than 1/50 s (allowing for the clock's resolution).
+    assert all(b - a >= 0.019 for a, b in itertools.pairwise(moments))
+    for chat, interval in ((1, 0.2), (-5, 0.3)):
+        own = [moment for c, moment in granted if c == chat]
+        assert all(b - a >= interval - 0.002 for a, b in itertools.pairwise(own))
+
+
+async def test_replies_go_ahead_of_bulk_alerts() -> None:
+    pacer = Pacer(rate=20)
+    order: list[str] = []
+
+    async def take(name: str, chat_id: int, priority: Priority) -> None:
+        await pacer.acquire(chat_id, priority)
+        order.append(name)
+
+    bulk = [asyncio.create_task(take(f"alert{n}", 100 + n, Priority.BULK)) for n in range(6)]
+    await asyncio.sleep(0.07)  # a couple of alerts are through
+    await take("reply", 1, Priority.REPLY)
+    await asyncio.gather(*bulk)
+    assert order.index("reply") <= 3  # the next free slot, not after the remaining alerts
+    assert order.index("reply") < len(order) - 2
+
+
+async def test_command_replies_are_paced_by_the_same_pacer(api: FakeBotAPI, bot: Bot) -> None:
+    pacer = install_pacer(bot, Pacer(rate=1000, private_interval=0.3))
+    assert pacer_of(bot) is pacer
+    assert install_pacer(bot) is pacer  # installed once
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await bot.send_message(7, "first reply")
+    await bot.send_message(7, "second reply")  # what message.answer() does in a handler
+    assert loop.time() - started >= 0.29
+    await bot.get_me()  # not a message: not paced
+    assert [m.text for m in api.sent_to(7)] == ["first reply", "second reply"]

@@ -1,21 +1,32 @@
-"""The outbox worker: sends queued alerts and digests; a row is marked sent only after Telegram
-accepted it, so a crash at any moment loses nothing (at most the in-flight message repeats)."""
+"""The outbox worker: sends queued alerts and digests as fast as the pacer allows.
+
+A row is marked sent only after Telegram accepted the message carrying it, so a `kill -9` at
+any moment loses nothing; at most the messages in flight are sent again. Chats are served
+concurrently (the pacer keeps the pace), each chat one message at a time, oldest row first,
+so a subscriber's alerts arrive in order. Alerts waiting together for one chat go out as one
+message. The worker wakes the moment ingest stores something (no polling delay).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from bot.delivery.render import render_alert
-from bot.delivery.sender import Sender, Status
+from bot.delivery.render import AlertParts, render_alerts
+from bot.delivery.sender import Sender, SendResult
 from bot.storage import PendingMessage, Storage
 
 log = logging.getLogger(__name__)
 
 IDLE_CHECK = 5.0  # seconds; a safety net — new alerts wake the worker at once
 MAX_RETRY_DELAY = 600.0
+CONCURRENCY = 32  # messages in flight at once (Telegram answers in ~0.1 s; 30/s needs ~3+)
+FETCH_LIMIT = 500  # outbox rows looked at per round
+SHUTDOWN_GRACE = 10.0  # seconds in-flight sends may take to finish on shutdown
+BLOCKED = "the chat blocked the bot or no longer exists"
 
 
 def retry_delay(attempts: int) -> float:
@@ -23,93 +34,185 @@ def retry_delay(attempts: int) -> float:
     return float(min(MAX_RETRY_DELAY, 2 ** (attempts + 1)))
 
 
-def render_message(message: PendingMessage, tz: tzinfo) -> str:
-    """The HTML to send for an outbox row."""
-    if message.kind == "alert" and message.post is not None:
-        return render_alert(message.post, message.queries, message.spans, tz)
-    return message.text or ""
+def next_message(
+    rows: Sequence[PendingMessage], tz: tzinfo, *, batch: bool = True
+) -> tuple[str, list[PendingMessage]]:
+    """The HTML of the next message for one chat, and the rows (oldest first) it carries.
+
+    Alerts waiting together become one message; a digest is always a message of its own.
+    """
+    first = rows[0]
+    if first.kind != "alert" or first.post is None:
+        return first.text or "", [first]
+    alerts: list[PendingMessage] = []
+    for row in rows if batch else rows[:1]:
+        if row.kind != "alert" or row.post is None:
+            break
+        alerts.append(row)
+    parts = [AlertParts(row.post, row.queries, row.spans) for row in alerts if row.post]
+    text, used = render_alerts(parts, tz)
+    return text, alerts[:used]
 
 
 class OutboxWorker:
-    """Drains the outbox in order; woken by `ready` as soon as ingest queues something."""
+    """Drains the outbox; woken by `ready` as soon as ingest queues something."""
 
-    def __init__(self, storage: Storage, sender: Sender, tz: tzinfo, ready: asyncio.Event) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        sender: Sender,
+        tz: tzinfo,
+        ready: asyncio.Event,
+        *,
+        concurrency: int = CONCURRENCY,
+        batch: bool = True,
+    ) -> None:
         self._storage = storage
         self._sender = sender
         self._tz = tz
         self._ready = ready
+        self._concurrency = concurrency
+        self._batch = batch
         self._stop = asyncio.Event()
+        self._in_flight: dict[int, asyncio.Task[int]] = {}  # chat → its send
+        self._alone: set[int] = set()  # rows of a refused batch: retried one by one
+        self.sent = 0  # rows Telegram accepted since the worker was made
 
     def stop(self) -> None:
-        """Finish the message in flight, then return from `run`."""
+        """Take no new work; `run` returns once the sends in flight are done."""
         self._stop.set()
         self._ready.set()
 
-    async def run(self) -> None:
-        while not self._stop.is_set():
-            self._ready.clear()
-            await self.send_due()
-            if self._stop.is_set():
-                break
-            wait = IDLE_CHECK
-            due = await self._storage.next_attempt_at()
-            if due is not None:
-                wait = min(wait, max(0.05, (due - datetime.now(UTC)).total_seconds()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), timeout=wait)
-
-    async def send_due(self) -> int:
-        """Send every message due now; returns how many were accepted by Telegram."""
-        sent = 0
-        while not self._stop.is_set():
-            batch = await self._storage.pending_messages(datetime.now(UTC))
-            if not batch:
-                break
-            held: set[int] = set()  # chats told to wait: keep their later messages in order
-            for message in batch:
+    async def run(self, *, grace: float = SHUTDOWN_GRACE) -> None:
+        """Send until stopped, then let sends in flight finish for up to `grace` seconds;
+        what is unfinished stays in the outbox for the next start."""
+        try:
+            while not self._stop.is_set():
+                self._ready.clear()
+                try:
+                    await self._start_due()
+                except Exception:  # a database hiccup: try again shortly, do not die
+                    log.exception("could not read the outbox")
+                    await asyncio.sleep(1)
+                    continue
                 if self._stop.is_set():
                     break
-                if message.chat_id in held:
-                    continue
-                status = await self._send_one(message)
-                if status == "sent":
-                    sent += 1
-                elif status in ("retry", "blocked"):
-                    held.add(message.chat_id)
-        return sent
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(await self._idle_wait()):
+                        await self._ready.wait()
+        finally:
+            await self._finish(grace)
 
-    async def _send_one(self, message: PendingMessage) -> Status:
-        """Send one row and record the outcome; every outcome changes the row's state."""
-        text = render_message(message, self._tz)
+    async def send_due(self) -> int:
+        """Send everything due now (and what becomes due meanwhile); returns how many rows
+        Telegram accepted. For one-shot use (`digest --now`, the demo)."""
+        before = self.sent
+        while not self._stop.is_set():
+            started = await self._start_due()
+            if not started and not self._in_flight:
+                break
+            if self._in_flight:
+                await asyncio.wait(
+                    list(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED
+                )
+        return self.sent - before
+
+    async def _idle_wait(self) -> float:
+        if self._in_flight:
+            return IDLE_CHECK  # a finishing send sets `ready`
+        due = await self._storage.next_attempt_at()
+        if due is None:
+            return IDLE_CHECK
+        return min(IDLE_CHECK, max(0.05, (due - datetime.now(UTC)).total_seconds()))
+
+    async def _start_due(self) -> int:
+        """Start a send for every chat with something due and nothing in flight."""
+        room = self._concurrency - len(self._in_flight)
+        if room <= 0:
+            return 0
+        rows = await self._storage.pending_messages(
+            datetime.now(UTC), FETCH_LIMIT, skip_chats=self._in_flight.keys()
+        )
+        by_chat: dict[int, list[PendingMessage]] = {}
+        for row in rows:
+            by_chat.setdefault(row.chat_id, []).append(row)
+        started = 0
+        for chat_id, chat_rows in by_chat.items():
+            if started == room:
+                break
+            task = asyncio.create_task(self._deliver(chat_rows), name=f"send to {chat_id}")
+            self._in_flight[chat_id] = task
+            task.add_done_callback(lambda _task, chat_id=chat_id: self._done(chat_id))
+            started += 1
+        return started
+
+    def _done(self, chat_id: int) -> None:
+        self._in_flight.pop(chat_id, None)
+        self._ready.set()
+
+    async def _deliver(self, rows: list[PendingMessage]) -> int:
+        """Send the next message of one chat and record the outcome; rows accepted."""
+        try:
+            return await self._deliver_next(rows)
+        except Exception:
+            # Whatever went wrong, the rows stay pending: sent again later, never lost.
+            log.exception("could not deliver to chat %d", rows[0].chat_id)
+            return 0
+
+    async def _deliver_next(self, rows: list[PendingMessage]) -> int:
+        batch = self._batch and rows[0].id not in self._alone
+        text, carried = next_message(rows, self._tz, batch=batch)
+        ids = [row.id for row in carried]
+        chat_id = rows[0].chat_id
         if not text.strip():
-            await self._storage.set_aside(message.id, "nothing to send")
-            return "rejected"
-        result = await self._sender.send(message.chat_id, text)
+            await self._storage.set_aside(ids, "nothing to send")
+            return 0
+        result = await self._sender.send(chat_id, text)
+        return await self._record(chat_id, carried, result)
+
+    async def _record(
+        self, chat_id: int, carried: list[PendingMessage], result: SendResult
+    ) -> int:
+        ids = [row.id for row in carried]
         if result.status == "sent":
-            await self._storage.mark_sent(message.id)
-            return "sent"
+            await self._storage.mark_sent(ids)
+            self._alone.difference_update(ids)
+            self.sent += len(ids)
+            return len(ids)
         if result.status == "blocked":
+            await self._storage.deactivate_subscriber(chat_id)
+            dropped = await self._storage.set_aside_chat(chat_id, BLOCKED)
             log.info(
-                "chat %d blocked the bot (%s); marked inactive", message.chat_id, result.reason
+                "chat %d blocked the bot (%s): marked inactive, %d message(s) set aside",
+                chat_id,
+                result.reason,
+                dropped,
             )
-            await self._storage.deactivate_subscriber(message.chat_id)
         elif result.status == "rejected":
-            log.error(
-                "Telegram rejected message %d to chat %d: %s",
-                message.id,
-                message.chat_id,
-                result.reason,
-            )
-            await self._storage.set_aside(message.id, result.reason)
+            if len(ids) > 1:
+                # One of the alerts may hold what Telegram refuses: send them one by one.
+                log.warning("Telegram refused a batch for chat %d: %s", chat_id, result.reason)
+                self._alone.update(ids)
+            else:
+                log.error(
+                    "Telegram rejected message %d to chat %d: %s", ids[0], chat_id, result.reason
+                )
+                await self._storage.set_aside(ids, result.reason)
+                self._alone.difference_update(ids)
         else:
-            delay = result.delay or retry_delay(message.attempts)
-            log.warning(
-                "message %d to chat %d: %s; retrying in %.0fs",
-                message.id,
-                message.chat_id,
-                result.reason,
-                delay,
-            )
+            delay = result.delay or retry_delay(max(row.attempts for row in carried))
+            log.warning("message to chat %d: %s; retrying in %.0fs", chat_id, result.reason, delay)
             until = datetime.now(UTC) + timedelta(seconds=delay)
-            await self._storage.postpone(message.id, until, result.reason)
-        return result.status
+            await self._storage.postpone(ids, until, result.reason)
+        return 0
+
+    async def _finish(self, grace: float) -> None:
+        tasks = list(self._in_flight.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        if pending:
+            log.warning("%d send(s) did not finish in time; they stay in the outbox", len(pending))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)

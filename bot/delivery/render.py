@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import tzinfo
 
 from bot.domain import Span, StoredPost
@@ -11,6 +13,20 @@ from bot.domain import Span, StoredPost
 MAX_MESSAGE = 4096  # Telegram's limit, counted on the text after entities are parsed
 MAX_QUERIES_SHOWN = 300
 ELLIPSIS = "…"
+MIN_EXCERPT = 80  # characters of the post an alert shows however tight the space
+MIN_BATCHED_ALERT = 700  # a burst is cut into messages rather than alerts below this size
+MAX_BATCH = 20  # alerts in one message at most
+SEPARATOR = "\n\n— — —\n\n"
+_TAG = re.compile(r"<[^>]*>")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertParts:
+    """What one alert is made of (an outbox row's post, queries and spans)."""
+
+    post: StoredPost
+    queries: Sequence[str]
+    spans: Sequence[Span]
 
 
 def visible_length(text: str) -> int:
@@ -62,9 +78,15 @@ def source_label(post: StoredPost, tz: tzinfo) -> str:
 
 
 def render_alert(
-    post: StoredPost, queries: Sequence[str], spans: Sequence[Span], tz: tzinfo
+    post: StoredPost,
+    queries: Sequence[str],
+    spans: Sequence[Span],
+    tz: tzinfo,
+    *,
+    limit: int = MAX_MESSAGE,
 ) -> str:
-    """One alert: the queries that matched, where and when, the post with matches in bold."""
+    """One alert: the queries that matched, where and when, the post with matches in bold;
+    at most `limit` characters as Telegram counts them (the post is cut, the link kept)."""
     # Whitespace (newlines too) inside queries is folded so the header stays two lines.
     names = shorten(" ".join(", ".join(queries).split()), MAX_QUERIES_SHOWN)
     where = source_label(post, tz)
@@ -81,7 +103,8 @@ def render_alert(
     footer_plain = "\n\nOpen the original post" if link else ""
     header = f"🔔 <b>{html.escape(names, quote=False)}</b>\n{html.escape(where, quote=False)}"
     footer = f'\n\n<a href="{link}">Open the original post</a>' if link else ""
-    budget = MAX_MESSAGE - visible_length(header_plain) - visible_length(footer_plain) - 2
+    budget = limit - visible_length(header_plain) - visible_length(footer_plain) - 2
+    budget = max(budget, MIN_EXCERPT)
     body = post.post.text.strip()
     shown = shorten(body, budget)
     # Spans refer to the stripped-before text; shift them by the leading whitespace removed.
@@ -92,3 +115,33 @@ def render_alert(
     ]
     body_html = highlight(shown, [s for s in shifted if s.start < limit])
     return f"{header}\n\n{body_html}{footer}"
+
+
+def html_length(text: str) -> int:
+    """Length of our HTML as Telegram counts it: tags removed, entities decoded, UTF-16."""
+    return visible_length(html.unescape(_TAG.sub("", text)))
+
+
+def render_alerts(alerts: Sequence[AlertParts], tz: tzinfo) -> tuple[str, int]:
+    """Several waiting alerts for one chat as one message within Telegram's limit.
+
+    Returns the HTML and how many of `alerts` (from the front) it holds; each keeps its link
+    and a share of the space; alerts that would get too little are left for the next message.
+    """
+    if not alerts:
+        raise ValueError("no alerts to render")
+    count = min(len(alerts), MAX_BATCH, max(1, MAX_MESSAGE // MIN_BATCHED_ALERT))
+    while True:
+        if count == 1:
+            first = alerts[0]
+            return render_alert(first.post, first.queries, first.spans, tz), 1
+        title = f"🔔 {count} new matches"
+        share = (MAX_MESSAGE - visible_length(title) - visible_length(SEPARATOR) * count) // count
+        parts = [
+            render_alert(alert.post, alert.queries, alert.spans, tz, limit=share)
+            for alert in alerts[:count]
+        ]
+        text = f"<b>{title}</b>" + "".join(SEPARATOR + part for part in parts)
+        if html_length(text) <= MAX_MESSAGE:
+            return text, count
+        count -= 1  # headers too long to share the space: fewer alerts in this message

@@ -12,7 +12,7 @@ import itertools
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -81,9 +81,9 @@ class PendingMessage:
     text: str | None
 
 
-# A source that moves its cursor is working again: its failure streak ends there.
 RHYTHM_POSTS = 20  # a source's rhythm is judged by the gaps between its last posts
 RHYTHM_MIN_POSTS = 5
+# A source that moves its cursor is working again: its failure streak ends there.
 _SOURCE_OK = "UPDATE sources SET cursor = ?, last_ok_at = ?, failures = 0 WHERE id = ?"
 
 
@@ -472,8 +472,12 @@ class Storage:
 
     # --- outbox --------------------------------------------------------------------------
 
-    async def pending_messages(self, now: datetime, limit: int = 100) -> list[PendingMessage]:
-        """Unsent, not set aside, due now, for active chats; oldest first."""
+    async def pending_messages(
+        self, now: datetime, limit: int = 100, *, skip_chats: Collection[int] = ()
+    ) -> list[PendingMessage]:
+        """Unsent, not set aside, due now, for active chats (but not `skip_chats`); oldest
+        first."""
+        skip = sorted(skip_chats)
         rows = await self._all(
             "SELECT outbox.*, posts.id AS p_id, posts.source AS p_source,"
             " posts.channel AS p_channel, posts.post_id AS p_post_id, posts.date AS p_date,"
@@ -484,11 +488,12 @@ class Storage:
             " LEFT JOIN posts ON posts.id = outbox.post_id"
             " WHERE outbox.sent_at IS NULL AND outbox.failed_at IS NULL"
             " AND subscribers.active = 1 AND outbox.next_attempt_at <= ?"
+            f" AND outbox.chat_id NOT IN ({', '.join('?' * len(skip))})"
             # A chat with a postponed message waits whole, so its messages keep their order.
             " AND outbox.chat_id NOT IN (SELECT chat_id FROM outbox WHERE sent_at IS NULL"
             " AND failed_at IS NULL AND next_attempt_at > ?)"
             " ORDER BY outbox.id LIMIT ?",
-            (_ts(now), _ts(now), limit),
+            (_ts(now), *skip, _ts(now), limit),
         )
         return [_pending(row) for row in rows]
 
@@ -500,29 +505,43 @@ class Storage:
         )
         return None if row is None else _dt(row["due"])
 
-    async def mark_sent(self, message_id: int) -> None:
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
-                (_ts(_now()), message_id),
-            )
+    async def mark_sent(self, ids: int | Collection[int]) -> None:
+        """Telegram accepted the message carrying these rows."""
+        await self._update_outbox("sent_at = ?", (_ts(_now()),), ids)
 
-    async def postpone(self, message_id: int, until: datetime, error: str) -> None:
+    async def postpone(self, ids: int | Collection[int], until: datetime, error: str) -> None:
         """A transient failure: try again at `until`."""
-        async with self._transaction() as db:
-            await db.execute(
-                "UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, last_error = ?"
-                " WHERE id = ?",
-                (_ts(until), error[:500], message_id),
-            )
+        await self._update_outbox(
+            "next_attempt_at = ?, last_error = ?", (_ts(until), error[:500]), ids
+        )
 
-    async def set_aside(self, message_id: int, reason: str) -> None:
-        """A permanent failure (e.g. Telegram rejected the text): keep the row, never retry."""
+    async def set_aside(self, ids: int | Collection[int], reason: str) -> None:
+        """A permanent failure (e.g. Telegram rejected the text): keep the rows, never retry."""
+        await self._update_outbox(
+            "failed_at = ?, last_error = ?", (_ts(_now()), reason[:500]), ids
+        )
+
+    async def set_aside_chat(self, chat_id: int, reason: str) -> int:
+        """Set aside everything still waiting for a chat (it blocked the bot); how many."""
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "UPDATE outbox SET failed_at = ?, last_error = ?"
+                " WHERE chat_id = ? AND sent_at IS NULL AND failed_at IS NULL",
+                (_ts(_now()), reason[:500], chat_id),
+            )
+        return cur.rowcount
+
+    async def _update_outbox(
+        self, changes: str, params: Sequence[object], ids: int | Collection[int]
+    ) -> None:
+        chosen = [ids] if isinstance(ids, int) else sorted(ids)
+        if not chosen:
+            return
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE outbox SET failed_at = ?, attempts = attempts + 1, last_error = ?"
-                " WHERE id = ?",
-                (_ts(_now()), reason[:500], message_id),
+                f"UPDATE outbox SET {changes}, attempts = attempts + 1"
+                f" WHERE id IN ({', '.join('?' * len(chosen))})",
+                (*params, *chosen),
             )
 
     async def outbox_counts(self) -> dict[str, int]:
