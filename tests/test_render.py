@@ -19,8 +19,11 @@ import pytest
 from bot.delivery.render import (
     ELLIPSIS,
     MAX_MESSAGE,
+    AlertParts,
     highlight,
+    html_length,
     render_alert,
+    render_alerts,
     safe_link,
     shorten,
     visible_length,
@@ -447,3 +450,53 @@ def test_highlight_escapes_and_bolds(text: str, spans: list[Span], expected: str
 def test_the_checker_itself_rejects_what_telegram_would(message: str) -> None:
     with pytest.raises(AssertionError):
         parse_telegram_html(message)
+
+
+# --- several alerts in one message ------------------------------------------------------------
+
+
+def _parts(texts: Sequence[str], queries: Sequence[str] = ("Oreshnik",)) -> list[AlertParts]:
+    parts = []
+    for number, text in enumerate(texts, start=1):
+        post = Post("jsonl", "ch", str(number), DATE, text, f"https://t.me/ch/{number}")
+        start = text.find("Oreshnik")
+        spans = [Span(start, start + 8)] if start >= 0 else []
+        parts.append(AlertParts(StoredPost(number, post), queries, spans))
+    return parts
+
+
+def test_a_burst_reads_as_one_message_with_every_link() -> None:
+    text, used = render_alerts(_parts(["Oreshnik one", "Oreshnik two", "Oreshnik three"]), UTC)
+    shown = parse_telegram_html(text)
+    assert used == 3
+    assert shown.text.startswith("🔔 3 new matches")
+    assert shown.links == [f"https://t.me/ch/{n}" for n in (1, 2, 3)]
+    assert shown.bold.count("Oreshnik") == 6  # each query name and each match
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _words(10_000),
+        "🚀" * 5_000,
+        "<b>&amp;</b> " * 1_500,
+        "a" * 9_000,  # no word boundary anywhere
+        "Oreshnik\n" * 2_000,
+    ],
+    ids=["prose", "emoji", "markup", "one-word", "lines"],
+)
+def test_hostile_bursts_fit_and_keep_every_link(text: str) -> None:
+    queries = ["x" * 200, "Oreshnik", "<script>"]
+    remaining = _parts([text] * 25, queries)
+    links: list[str] = []
+    while remaining:
+        rendered, used = render_alerts(remaining, UTC)
+        shown = parse_telegram_html(rendered)  # balanced, escaped, within 4096
+        assert len(shown.links) == used
+        links += shown.links
+        remaining = remaining[used:]
+    assert links == [f"https://t.me/ch/{n}" for n in range(1, 26)]
+
+
+def test_html_length_counts_what_the_chat_shows() -> None:
+    assert html_length('<b>a&amp;b</b> <a href="https://x.y/?a=1&amp;b=2">🚀</a>') == 6

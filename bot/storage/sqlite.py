@@ -359,9 +359,12 @@ class Storage:
             if chat_id in already_alerted:
                 continue
             spans = sorted({(s.start, s.end) for m in chat_matches for s in m.spans})
+            # A chat that blocked the bot keeps its matches (for /search, its digest after
+            # /start) but is sent nothing until it writes /start again.
             cur = await db.execute(
                 "INSERT OR IGNORE INTO outbox (kind, chat_id, post_id, queries, spans,"
-                " created_at, next_attempt_at) VALUES ('alert', ?, ?, ?, ?, ?, ?)",
+                " created_at, next_attempt_at) SELECT 'alert', ?, ?, ?, ?, ?, ?"
+                " WHERE EXISTS (SELECT 1 FROM subscribers WHERE chat_id = ? AND active = 1)",
                 (
                     chat_id,
                     post_id,
@@ -369,6 +372,7 @@ class Storage:
                     json.dumps(spans),
                     now,
                     now,
+                    chat_id,
                 ),
             )
             queued += cur.rowcount
