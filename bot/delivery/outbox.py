@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -142,11 +143,11 @@ class OutboxWorker:
                 break
             task = asyncio.create_task(self._deliver(chat_rows), name=f"send to {chat_id}")
             self._in_flight[chat_id] = task
-            task.add_done_callback(lambda _task, chat_id=chat_id: self._done(chat_id))
+            task.add_done_callback(functools.partial(self._done, chat_id))
             started += 1
         return started
 
-    def _done(self, chat_id: int) -> None:
+    def _done(self, chat_id: int, _task: asyncio.Task[int]) -> None:
         self._in_flight.pop(chat_id, None)
         self._ready.set()
 
