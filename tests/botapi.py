@@ -40,6 +40,7 @@ import asyncio
 import json
 import re
 import time
+from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
@@ -49,6 +50,7 @@ from aiohttp import web
 
 __all__ = [
     "FakeBotAPI",
+    "FloodControl",
     "HTMLParseError",
     "RejectedCall",
     "SentMessage",
@@ -62,6 +64,15 @@ MAX_MESSAGE_LENGTH = 4096
 
 # Real getUpdates may hold a request for up to 50 s; tests should not wait that long.
 MAX_LONG_POLL_SECONDS = 2.0
+
+# Telegram's flood limits ("My bot is hitting limits" in the Bot API FAQ) are counted
+# over these windows, in seconds; see FloodControl for the exact rule.
+GLOBAL_WINDOW = 1.0
+PRIVATE_WINDOW = 1.0
+GROUP_WINDOW = 60.0
+# How much earlier than a full window an old message stops counting, so that a client
+# pacing itself exactly at a limit is not refused for a few milliseconds of jitter.
+LIMIT_TOLERANCE = 0.02
 
 # Tags the Bot API accepts with parse_mode=HTML (see "HTML style" in the Bot API docs).
 _ALLOWED_TAGS = frozenset(
@@ -116,6 +127,11 @@ class SentMessage:
     visible_text: str = ""  # the text with tags removed and entities decoded
     message_id: int = 0  # the message_id the fake answered with
 
+    @property
+    def accepted_at(self) -> float:
+        """Same as :attr:`at`: the ``time.monotonic()`` at which the fake accepted it."""
+        return self.at
+
 
 @dataclass
 class _FailRule:
@@ -137,6 +153,79 @@ class RejectedCall:
     params: dict[str, str]
     status: int
     description: str
+
+
+class FloodControl:
+    """Telegram's flood limits, as sliding windows over *accepted* messages.
+
+    An earlier accepted message sent at ``t`` is *in the window* of length ``w`` at
+    ``now`` when ``now - t < w - LIMIT_TOLERANCE`` (0.02 s). A message to ``chat_id``
+    arriving at ``now`` is refused when accepting it would put more than a limit in
+    a window, that is when already in the window there are:
+
+    * ``global_per_second`` messages to any chat, with ``w`` = 1.0 s; or
+    * ``private_per_second`` messages to that chat if ``chat_id > 0`` (a private
+      chat), with ``w`` = 1.0 s; or
+    * ``group_per_minute`` messages to that chat if ``chat_id < 0`` (a group,
+      supergroup or channel), with ``w`` = 60.0 s.
+
+    Refused messages are not recorded, so they do not count against later ones.
+
+    So a client spacing its messages evenly at exactly the limit (every 1/30 s overall,
+    every 1.0 s to one private chat, every 3.0 s to one group) is never refused, even
+    with up to 20 ms of jitter, while a burst of 31 messages within 0.98 s, two to one
+    private chat within 0.98 s, or 21 to one group within 59.98 s is refused. ``now``
+    must not decrease from one call to the next (use ``time.monotonic()``).
+    """
+
+    def __init__(
+        self,
+        *,
+        global_per_second: int = 30,
+        private_per_second: int = 1,
+        group_per_minute: int = 20,
+    ) -> None:
+        for name, value in (
+            ("global_per_second", global_per_second),
+            ("private_per_second", private_per_second),
+            ("group_per_minute", group_per_minute),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1")
+        self.global_per_second = global_per_second
+        self.private_per_second = private_per_second
+        self.group_per_minute = group_per_minute
+        self._all: deque[float] = deque()
+        self._by_chat: dict[int, deque[float]] = {}
+
+    def admit(self, chat_id: int, now: float) -> bool:
+        """Record a message to ``chat_id`` at ``now`` and return True if within limits.
+
+        Returns False, recording nothing, if the message breaks a limit.
+        """
+        if _in_window(self._all, now, GLOBAL_WINDOW) >= self.global_per_second:
+            return False
+        chat = self._by_chat.get(chat_id)
+        if chat is not None:
+            if chat_id > 0 and _in_window(chat, now, PRIVATE_WINDOW) >= self.private_per_second:
+                return False
+            if chat_id < 0 and _in_window(chat, now, GROUP_WINDOW) >= self.group_per_minute:
+                return False
+        self.record(chat_id, now)
+        return True
+
+    def record(self, chat_id: int, at: float) -> None:
+        """Count a message to ``chat_id`` accepted at ``at`` without checking the limits."""
+        self._all.append(at)
+        self._by_chat.setdefault(chat_id, deque()).append(at)
+
+
+def _in_window(times: deque[float], now: float, window: float) -> int:
+    """Drop the times that no longer count at ``now``; return how many still do."""
+    horizon = now - (window - LIMIT_TOLERANCE)
+    while times and times[0] <= horizon:
+        times.popleft()
+    return len(times)
 
 
 class HTMLParseError(ValueError):
@@ -396,7 +485,13 @@ class FakeBotAPI:
     answered is also kept in :attr:`rejected`, with the description it sent.
 
     Error precedence for ``sendMessage`` is: :meth:`set_unavailable`, then
-    :meth:`fail_next` rules, then :meth:`block_chat`, then text validation.
+    :meth:`fail_next` rules, then :meth:`block_chat`, then text validation, then the
+    flood limits of :meth:`enforce_limits`.
+
+    Counters for tests and benchmarks: :attr:`limit_hits` (429s answered because of
+    :meth:`enforce_limits`), :attr:`in_flight` and :attr:`most_in_flight` (``send*``
+    requests being handled now, and the most at any one time). They are plain
+    attributes: assign 0 to reset them.
     """
 
     def __init__(
@@ -431,6 +526,12 @@ class FakeBotAPI:
         self._blocked: set[int] = set()
         self._unavailable: int | None = None
         self._delay = 0.0
+        self._send_latency = 0.0
+        self._flood: FloodControl | None = None
+        self._flood_retry_after = 1
+        self.limit_hits = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
 
         self._updates_signal = _Signal()
         self._sent_signal = _Signal()
@@ -581,6 +682,57 @@ class FakeBotAPI:
         """
         self._delay = max(0.0, seconds)
 
+    def set_send_latency(self, seconds: float) -> None:
+        """Hold the answer to every ``send*`` call for ``seconds`` (0 disables).
+
+        Emulates the network round trip to Telegram: the call is decided (and a message
+        accepted, with its ``at`` and the flood limits taking the arrival time) at once,
+        and only the answer, error or not, is held back. Each request waits on its own,
+        so requests in flight overlap instead of queueing; :attr:`most_in_flight` shows
+        how many did. Other methods (``getUpdates``, ``getMe``, ...) are not delayed.
+        Combines with :meth:`set_delay`, which delays the decision itself.
+        """
+        self._send_latency = max(0.0, seconds)
+
+    def enforce_limits(
+        self,
+        *,
+        global_per_second: int = 30,
+        private_per_second: int = 1,
+        group_per_minute: int = 20,
+        retry_after: int = 1,
+    ) -> None:
+        """From now on, refuse ``sendMessage`` calls that break Telegram's flood limits.
+
+        A refused call gets HTTP 429 with ``{"ok": false, "error_code": 429,
+        "description": "Too Many Requests: retry after N", "parameters":
+        {"retry_after": N}}`` (N is ``retry_after``), which aiogram raises as
+        ``TelegramRetryAfter``, and adds one to :attr:`limit_hits`. The rule, see
+        :class:`FloodControl`: a message is refused when, among the messages accepted
+        less than 1.0 s - 20 ms before it, there are already ``global_per_second`` (to
+        any chat) or ``private_per_second`` to the same private chat (``chat_id > 0``),
+        or, among those accepted less than 60.0 s - 20 ms before it,
+        ``group_per_minute`` to the same group (``chat_id < 0``). Evenly spaced sending
+        at exactly the limits therefore passes; bursts above them do not.
+
+        Messages accepted before this call (still in :attr:`sent`) count too. Calling it
+        again changes the limits. Other ``send*`` methods are answered ``true`` without
+        delivering anything, so they are neither limited nor counted.
+        """
+        if retry_after < 1:
+            raise ValueError("retry_after must be at least 1")
+        flood = FloodControl(
+            global_per_second=global_per_second,
+            private_per_second=private_per_second,
+            group_per_minute=group_per_minute,
+        )
+        horizon = time.monotonic() - GROUP_WINDOW
+        for message in self.sent:
+            if message.at > horizon:
+                flood.record(message.chat_id, message.at)
+        self._flood = flood
+        self._flood_retry_after = retry_after
+
     # --------------------------------------------------------------- inspection
 
     def sent_to(self, chat_id: int) -> list[SentMessage]:
@@ -644,13 +796,29 @@ class FakeBotAPI:
         if match is None:
             return _error(404, "Not Found")
         method = match.group("method")
+        name = method.lower()  # Telegram accepts "getme" as well as "getMe"
+        if not name.startswith("send"):
+            return await self._answer(request, method, name, match.group("token"))
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            response = await self._answer(request, method, name, match.group("token"))
+            if self._send_latency > 0:
+                # Cut short by stop(), so that shutting down stays prompt.
+                await self._sleep(self._send_latency)
+            return response
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(
+        self, request: web.Request, method: str, name: str, token: str
+    ) -> web.StreamResponse:
         params = await _read_params(request)
         self.calls.append((method, params))
 
-        if self.token is not None and match.group("token") != self.token:
+        if self.token is not None and token != self.token:
             return self._reject(method, params, 401, "Unauthorized")
 
-        name = method.lower()  # Telegram accepts "getme" as well as "getMe"
         if name == "sendmessage" and self._delay > 0 and await self._sleep(self._delay):
             # The server stopped during the delay: the message never got through.
             return self._reject(method, params, 503, "Service Unavailable: server stopped")
@@ -765,6 +933,20 @@ class FakeBotAPI:
         if utf16_len(visible) > MAX_MESSAGE_LENGTH:
             return self._reject(method, params, 400, "Bad Request: message is too long")
 
+        # Nothing below awaits, so checking the limits and recording the message is
+        # atomic however many requests are in flight.
+        now = time.monotonic()
+        if self._flood is not None and not self._flood.admit(chat_id, now):
+            self.limit_hits += 1
+            seconds = self._flood_retry_after
+            return self._reject(
+                method,
+                params,
+                429,
+                f"Too Many Requests: retry after {seconds}",
+                parameters={"retry_after": seconds},
+            )
+
         message_id = self._take_message_id()
         self.sent.append(
             SentMessage(
@@ -773,7 +955,7 @@ class FakeBotAPI:
                 text=text,
                 parse_mode=parse_mode,
                 params=params,
-                at=time.monotonic(),
+                at=now,
                 visible_text=visible,
                 message_id=message_id,
             )

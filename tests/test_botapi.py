@@ -33,7 +33,7 @@ from aiogram.types import BotCommand, Message
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.botapi import FakeBotAPI, HTMLParseError, parse_html, utf16_len
+from tests.botapi import FakeBotAPI, FloodControl, HTMLParseError, parse_html, utf16_len
 
 TOKEN = "4242:TEST-token_abc"
 USER = 1001
@@ -652,6 +652,206 @@ async def test_wait_for_sent_timeout_explains(api: FakeBotAPI, bot: Bot) -> None
     assert "'accepted one'" in report
     assert "can't parse entities" in report  # why the second one is missing
     assert "'<b>broken'" in report
+
+
+# ------------------------------------------------------------ Telegram limits
+
+
+async def _sleep_until(moment: float) -> None:
+    # asyncio's clock is time.monotonic(), the clock the fake stamps messages with.
+    await asyncio.sleep(max(0.0, moment - time.monotonic()))
+
+
+async def _timed_send(bot: Bot, chat_id: int) -> tuple[float, Message | TelegramRetryAfter]:
+    """Send one message; return how long the answer took and the message or the 429."""
+    started = time.monotonic()
+    try:
+        result: Message | TelegramRetryAfter = await bot.send_message(chat_id, f"to {chat_id}")
+    except TelegramRetryAfter as exc:
+        result = exc
+    return time.monotonic() - started, result
+
+
+@given(st.lists(st.floats(-0.0099, 0.0099), min_size=100, max_size=100))
+def test_flood_control_passes_even_spacing_at_the_limits(jitter: list[float]) -> None:
+    # Every 1/30 s overall, and so every 1.0 s to each of 30 private chats, each message
+    # up to 10 ms early or late: never refused.
+    flood = FloodControl()
+    for k, shift in enumerate(jitter):
+        assert flood.admit(USER + k % 30, 10.0 + k / 30 + shift), k
+    # Every 3.0 s to one group (20 a minute), over two minutes and a half.
+    flood = FloodControl()
+    for k, shift in enumerate(jitter[:50]):
+        assert flood.admit(GROUP, 10.0 + 3.0 * k + shift), k
+
+
+def test_flood_control_refuses_bursts() -> None:
+    flood = FloodControl()
+    assert all(flood.admit(USER + k, k / 300) for k in range(30))
+    assert not flood.admit(USER + 30, 0.1)  # the 31st within 0.1 s
+    assert not flood.admit(USER + 31, 0.97)  # the first one still counts ...
+    assert flood.admit(USER + 32, 0.98)  # ... until 1.0 s minus the 20 ms tolerance
+
+    flood = FloodControl()
+    assert flood.admit(USER, 0.0)
+    assert not flood.admit(USER, 0.5)
+    assert not flood.admit(USER, 0.979)
+    assert flood.admit(USER + 1, 0.979)  # another private chat has its own window
+    assert flood.admit(USER, 0.98)  # the refused ones were not recorded
+    assert not flood.admit(USER, 1.5)
+
+    flood = FloodControl()
+    assert all(flood.admit(GROUP, float(k)) for k in range(20))
+    assert not flood.admit(GROUP, 20.0)  # the 21st within a minute
+    assert flood.admit(GROUP - 1, 20.0)
+    assert not flood.admit(GROUP, 59.97)
+    assert flood.admit(GROUP, 59.98)  # the message sent at 0.0 no longer counts
+    assert not flood.admit(GROUP, 59.99)  # but the one sent at 1.0 still does
+
+    flood = FloodControl(global_per_second=2, private_per_second=2, group_per_minute=1)
+    assert flood.admit(USER, 0.0)
+    assert flood.admit(USER, 0.1)
+    assert not flood.admit(GROUP, 0.2)  # the global limit applies to groups too
+    assert flood.admit(GROUP, 2.0)
+    assert not flood.admit(GROUP, 2.1)
+    with pytest.raises(ValueError, match="private_per_second"):
+        FloodControl(private_per_second=0)
+
+
+async def test_limits_pass_evenly_spaced_sends_at_the_limit(api: FakeBotAPI, bot: Bot) -> None:
+    api.enforce_limits()
+    # 31 messages 1/30 s apart, measured on the server's own clock, so exactly at the
+    # global limit; chat USER gets the first and the last, exactly 1.0 s apart.
+    for k in range(31):
+        if api.sent:
+            await _sleep_until(api.sent[-1].at + 1 / 30)
+        await bot.send_message(USER + k % 30, f"message {k}")
+    assert api.limit_hits == 0
+    assert api.rejected == []
+    first, *_, last = api.sent_to(USER)
+    assert 1.0 <= last.accepted_at - first.accepted_at < 1.5
+    assert last.accepted_at == last.at
+
+
+async def test_burst_above_global_limit_gets_retry_after(api: FakeBotAPI, bot: Bot) -> None:
+    api.enforce_limits(retry_after=3)
+    results = await asyncio.gather(
+        *(bot.send_message(USER + k, "burst") for k in range(31)), return_exceptions=True
+    )
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(refused) == 1
+    assert isinstance(refused[0], TelegramRetryAfter)
+    assert refused[0].retry_after == 3
+    assert "Too Many Requests: retry after 3" in refused[0].message
+    assert len(api.sent) == 30
+    assert api.limit_hits == 1
+    assert [(r.status, r.description) for r in api.rejected] == [
+        (429, "Too Many Requests: retry after 3")
+    ]
+
+
+async def test_two_quick_messages_to_one_private_chat(api: FakeBotAPI, bot: Bot) -> None:
+    api.enforce_limits()
+    await bot.send_message(USER, "one")
+    with pytest.raises(TelegramRetryAfter) as caught:
+        await bot.send_message(USER, "two")
+    assert caught.value.retry_after == 1
+    await bot.send_message(USER + 1, "another chat is fine")
+
+    url = f"{api.base_url}/bot{TOKEN}/sendMessage"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, data={"chat_id": str(USER), "text": "three"}) as resp,
+    ):
+        assert resp.status == 429
+        assert await resp.json() == {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 1",
+            "parameters": {"retry_after": 1},
+        }
+    assert [m.text for m in api.sent] == ["one", "another chat is fine"]
+    assert api.limit_hits == 2
+
+
+async def test_messages_sent_before_enforcing_count(api: FakeBotAPI, bot: Bot) -> None:
+    await bot.send_message(USER, "before")
+    await bot.send_message(USER, "unlimited yet")
+    api.enforce_limits()
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_message(USER, "after")
+    # Other errors win over the limits: the message would not be accepted anyway.
+    with pytest.raises(TelegramBadRequest, match="can't parse entities"):
+        await bot.send_message(USER, "<b>broken", parse_mode="HTML")
+    assert api.limit_hits == 1
+
+
+async def test_group_limit_per_minute(api: FakeBotAPI, bot: Bot) -> None:
+    api.enforce_limits()
+    for k in range(20):
+        await bot.send_message(GROUP, f"alert {k}")
+    with pytest.raises(TelegramRetryAfter) as caught:
+        await bot.send_message(GROUP, "alert 20")
+    assert caught.value.retry_after == 1
+    await bot.send_message(GROUP - 1, "another group is fine")
+    await bot.send_message(USER, "so is a private chat")
+    assert len(api.sent_to(GROUP)) == 20
+    assert api.limit_hits == 1
+
+
+async def test_send_latency_overlaps_concurrent_requests(api: FakeBotAPI, bot: Bot) -> None:
+    api.set_send_latency(30)
+    # Only send* answers are delayed.
+    await asyncio.wait_for(bot.get_me(), 5)
+    await asyncio.wait_for(bot.get_updates(timeout=0), 5)
+
+    api.set_send_latency(0.2)
+    results = await asyncio.gather(*(_timed_send(bot, USER + k) for k in range(10)))
+    done = time.monotonic()
+    assert all(elapsed >= 0.2 for elapsed, _ in results)
+    assert all(isinstance(result, Message) for _, result in results)
+    assert len({m.message_id for m in api.sent}) == 10
+    # Requests waited side by side, not one after another; each was accepted on
+    # arrival and only its answer was held back.
+    assert api.most_in_flight >= 5
+    assert api.in_flight == 0
+    assert all(m.at <= done - 0.2 for m in api.sent)
+
+
+async def test_stop_during_send_latency_is_prompt_and_delivers() -> None:
+    api = FakeBotAPI()
+    await api.start()
+    bot = make_bot(api)
+    try:
+        api.set_send_latency(30)
+        task = asyncio.create_task(bot.send_message(USER, "on its way back"))
+        await api.wait_for_sent(1, timeout=5)  # accepted at once, the answer is held
+        assert api.in_flight == 1
+        started = time.monotonic()
+        await api.stop()
+        assert time.monotonic() - started < 1.0
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
+    finally:
+        await bot.session.close()
+    assert [m.text for m in api.sent] == ["on its way back"]
+    assert api.in_flight == 0
+
+
+async def test_fifty_concurrent_sends_under_limits(api: FakeBotAPI, bot: Bot) -> None:
+    api.enforce_limits()
+    api.set_send_latency(0.2)
+    results = await asyncio.gather(*(_timed_send(bot, USER + k) for k in range(50)))
+    accepted = [r for _, r in results if isinstance(r, Message)]
+    refused = [r for _, r in results if isinstance(r, TelegramRetryAfter)]
+    assert (len(accepted), len(refused)) == (30, 20)
+    assert all(elapsed >= 0.2 for elapsed, _ in results)  # errors are held back too
+    assert api.limit_hits == 20
+    assert len(api.rejected) == 20
+    assert sorted(m.message_id for m in accepted) == sorted(m.message_id for m in api.sent)
+    assert len({m.message_id for m in api.sent}) == 30
+    assert len({m.chat_id for m in api.sent}) == 30
+    assert api.most_in_flight >= 25
+    assert api.in_flight == 0
 
 
 # ---------------------------------------------------------------- integration
