@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from bot.delivery.render import AlertParts, render_alerts
+from bot.delivery.render import MAX_BATCH, AlertParts, render_alerts
 from bot.delivery.sender import Sender, SendResult
 from bot.storage import PendingMessage, Storage
 
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 IDLE_CHECK = 5.0  # seconds; a safety net — new alerts wake the worker at once
 MAX_RETRY_DELAY = 600.0
 CONCURRENCY = 32  # messages in flight at once (Telegram answers in ~0.1 s; 30/s needs ~3+)
-FETCH_LIMIT = 500  # outbox rows looked at per round
 SHUTDOWN_GRACE = 10.0  # seconds in-flight sends may take to finish on shutdown
 BLOCKED = "the chat blocked the bot or no longer exists"
 
@@ -131,8 +130,10 @@ class OutboxWorker:
         room = self._concurrency - len(self._in_flight)
         if room <= 0:
             return 0
+        now = datetime.now(UTC)
+        chats = await self._storage.pending_chats(now, room, skip_chats=self._in_flight.keys())
         rows = await self._storage.pending_messages(
-            datetime.now(UTC), FETCH_LIMIT, skip_chats=self._in_flight.keys()
+            now, room * MAX_BATCH, chats=chats, per_chat=MAX_BATCH
         )
         by_chat: dict[int, list[PendingMessage]] = {}
         for row in rows:

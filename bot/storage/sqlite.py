@@ -476,28 +476,54 @@ class Storage:
 
     # --- outbox --------------------------------------------------------------------------
 
-    async def pending_messages(
-        self, now: datetime, limit: int = 100, *, skip_chats: Collection[int] = ()
-    ) -> list[PendingMessage]:
-        """Unsent, not set aside, due now, for active chats (but not `skip_chats`); oldest
-        first."""
+    async def pending_chats(
+        self, now: datetime, limit: int, *, skip_chats: Collection[int] = ()
+    ) -> list[int]:
+        """Active chats with something due now (not `skip_chats`), the longest-waiting first.
+
+        A chat with a postponed message waits whole, so its messages keep their order.
+        """
         skip = sorted(skip_chats)
         rows = await self._all(
-            "SELECT outbox.*, posts.id AS p_id, posts.source AS p_source,"
+            "SELECT outbox.chat_id, MIN(outbox.id) AS first FROM outbox"
+            " JOIN subscribers USING (chat_id)"
+            " WHERE outbox.sent_at IS NULL AND outbox.failed_at IS NULL"
+            " AND subscribers.active = 1"
+            f" AND outbox.chat_id NOT IN ({', '.join('?' * len(skip))})"
+            " GROUP BY outbox.chat_id HAVING MAX(outbox.next_attempt_at) <= ?"
+            " ORDER BY first LIMIT ?",
+            (*skip, _ts(now), limit),
+        )
+        return [int(row["chat_id"]) for row in rows]
+
+    async def pending_messages(
+        self,
+        now: datetime,
+        limit: int = 100,
+        *,
+        chats: Collection[int] | None = None,
+        per_chat: int | None = None,
+    ) -> list[PendingMessage]:
+        """Unsent, not set aside, due now, for active chats (only `chats`, when given, and
+        at most `per_chat` of each); oldest first."""
+        if chats is None:
+            chats = await self.pending_chats(now, limit)
+        if not chats:
+            return []
+        chosen = sorted(chats)
+        rows = await self._all(
+            "SELECT * FROM (SELECT outbox.*, posts.id AS p_id, posts.source AS p_source,"
             " posts.channel AS p_channel, posts.post_id AS p_post_id, posts.date AS p_date,"
             " posts.text AS p_text, posts.url AS p_url, posts.edited AS p_edited,"
             " posts.deleted AS p_deleted, posts.forwarded_from AS p_forwarded_from,"
-            " posts.views AS p_views, posts.media_count AS p_media_count"
-            " FROM outbox JOIN subscribers USING (chat_id)"
-            " LEFT JOIN posts ON posts.id = outbox.post_id"
+            " posts.views AS p_views, posts.media_count AS p_media_count,"
+            " ROW_NUMBER() OVER (PARTITION BY outbox.chat_id ORDER BY outbox.id) AS nth"
+            " FROM outbox LEFT JOIN posts ON posts.id = outbox.post_id"
             " WHERE outbox.sent_at IS NULL AND outbox.failed_at IS NULL"
-            " AND subscribers.active = 1 AND outbox.next_attempt_at <= ?"
-            f" AND outbox.chat_id NOT IN ({', '.join('?' * len(skip))})"
-            # A chat with a postponed message waits whole, so its messages keep their order.
-            " AND outbox.chat_id NOT IN (SELECT chat_id FROM outbox WHERE sent_at IS NULL"
-            " AND failed_at IS NULL AND next_attempt_at > ?)"
-            " ORDER BY outbox.id LIMIT ?",
-            (_ts(now), *skip, _ts(now), limit),
+            f" AND outbox.chat_id IN ({', '.join('?' * len(chosen))})"
+            " AND outbox.next_attempt_at <= ?)"
+            " WHERE nth <= ? ORDER BY id LIMIT ?",
+            (*chosen, _ts(now), per_chat or limit, limit),
         )
         return [_pending(row) for row in rows]
 
