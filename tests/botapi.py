@@ -670,6 +670,10 @@ class FakeBotAPI:
         """Every later sendMessage to ``chat_id`` gets 403 "bot was blocked by the user"."""
         self._blocked.add(chat_id)
 
+    def unblock_chat(self, chat_id: int) -> None:
+        """The user unblocked the bot: sends to ``chat_id`` are accepted again."""
+        self._blocked.discard(chat_id)
+
     def set_unavailable(self, status: int | None) -> None:
         """Answer every call with ``status`` and an HTML body (like a proxy); None restores."""
         self._unavailable = status

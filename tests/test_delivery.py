@@ -208,7 +208,7 @@ async def test_a_blocked_chat_gets_nothing_more_until_start(
     await storage.save_post(Post("jsonl", "milinfo", "2", NOW, "Oreshnik"), [record])
     assert await storage.outbox_counts() == {"pending": 0, "sent": 0, "failed": 1}
     await storage.upsert_subscriber(7, "user")  # /start
-    api._blocked.discard(7)  # they unblocked the bot
+    api.unblock_chat(7)
     await _alert(storage, 7, "3")
     assert await _worker(storage, bot).send_due() == 1
     assert [_links(m.text) for m in api.sent_to(7)] == [["3"]]
