@@ -22,7 +22,7 @@ class Matcher:
         self._index = QueryIndex()
 
     async def refresh(self) -> None:
-        """Rebuild from every active subscription (at start, and when a chat comes back)."""
+        """Rebuild from every active subscription (at start)."""
         subscriptions = await self._storage.active_subscriptions()
         index = QueryIndex(expander=self._index.expander)
         for subscription in subscriptions:
@@ -37,7 +37,8 @@ class Matcher:
             log.warning("subscription %d skipped: %s", subscription.id, exc)
 
     def add(self, subscription: Subscription) -> None:
-        """Start matching a new subscription at once."""
+        """Start matching a subscription at once (a new one, or a returning chat's; an id
+        already filed is replaced)."""
         self._add(self._index, subscription)
 
     def remove(self, subscription_id: int) -> None:

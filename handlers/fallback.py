@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import html
-
 from aiogram import F, Router
 from aiogram.types import Message
+
+from handlers.texts import code
 
 
 async def cmd_unknown(message: Message) -> None:
     command = (message.text or "").split()[0][:64]
-    await message.answer(
-        f"I don't know the command <code>{html.escape(command, quote=False)}</code>. "
-        "/help lists what I can do."
-    )
+    await message.answer(f"I don't know the command {code(command)}. /help lists what I can do.")
 
 
 async def on_other(message: Message) -> None:

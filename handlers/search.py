@@ -12,7 +12,7 @@ from bot.delivery.render import MAX_MESSAGE, highlight, safe_link, visible_lengt
 from bot.domain import Span, StoredPost
 from bot.matching import QueryError, QueryMatcher
 from bot.storage import Storage
-from handlers.texts import EXAMPLE_QUERY
+from handlers.texts import EXAMPLE_QUERY, code
 
 SEARCH_DEPTH = 5_000  # newest posts looked through: bounded work whatever the query
 SEARCH_PAGE = 250
@@ -35,7 +35,7 @@ def _snippet(post: StoredPost, spans: list[Span]) -> str:
 
 def render_results(query: str, found: list[tuple[StoredPost, list[Span]]]) -> str:
     """The reply: one block per post (channel, date, link, snippet), within 4096 characters."""
-    title = f"🔎 {len(found)} newest post(s) matching <code>{html.escape(query)}</code>"
+    title = f"🔎 {len(found)} newest post(s) matching {code(query)}"
     blocks = [title]
     size = visible_length(query) + 40
     for post, spans in found:
@@ -55,16 +55,14 @@ def render_results(query: str, found: list[tuple[StoredPost, list[Span]]]) -> st
 async def cmd_search(message: Message, command: CommandObject, db: Storage) -> None:
     text = (command.args or "").strip()
     if not text:
-        await message.answer(
-            "What should I look for? e.g. <code>/search " + html.escape(EXAMPLE_QUERY) + "</code>"
-        )
+        await message.answer("What should I look for? e.g. " + code(f"/search {EXAMPLE_QUERY}"))
         return
     try:
         matcher = QueryMatcher(text)
     except QueryError as exc:
         await message.answer(
             f"⚠️ I can't use that query: {html.escape(str(exc), quote=False)}.\n"
-            f"A correct example: <code>/search {html.escape(EXAMPLE_QUERY)}</code>"
+            f"A correct example: {code(f'/search {EXAMPLE_QUERY}')}"
         )
         return
     found: list[tuple[StoredPost, list[Span]]] = []
@@ -80,8 +78,7 @@ async def cmd_search(message: Message, command: CommandObject, db: Storage) -> N
     found = found[:MAX_RESULTS]
     if not found:
         await message.answer(
-            f"No stored post matches <code>{html.escape(text)}</code> "
-            f"(I looked through the newest {SEARCH_DEPTH:,})."
+            f"No stored post matches {code(text)} (I looked through the newest {SEARCH_DEPTH:,})."
         )
         return
     await message.answer(render_results(text, found))

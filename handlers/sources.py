@@ -15,6 +15,7 @@ from bot.sources.health import describe, warning
 from bot.sources.links import parse_source
 from bot.sources.manager import SourceManager
 from bot.storage import Storage
+from handlers.texts import code
 
 ADD_EXAMPLE = "/addsource https://t.me/militaryrussiaru"
 
@@ -35,7 +36,7 @@ async def cmd_sources(message: Message, db: Storage, settings: Settings) -> None
         return
     sources = await db.list_sources()
     if not sources:
-        await message.answer(f"No sources are watched. Add one: <code>{ADD_EXAMPLE}</code>")
+        await message.answer(f"No sources are watched. Add one: {code(ADD_EXAMPLE)}")
         return
     now = datetime.now(UTC)
     lines = [f"<b>{len(sources)} source(s)</b>"]
@@ -60,7 +61,7 @@ async def _admin_spec(
         return parse_source(command.args or "")
     except ValueError as exc:
         await message.answer(
-            f"⚠️ {html.escape(str(exc), quote=False)}\nFor example: <code>{example}</code>"
+            f"⚠️ {html.escape(str(exc), quote=False)}\nFor example: {code(example)}"
         )
         return None
 
@@ -76,11 +77,11 @@ async def cmd_addsource(
     if spec is None:
         return
     if not await db.add_source(spec.text, spec.kind, origin="chat"):
-        await message.answer(f"<code>{html.escape(spec.text)}</code> is already watched.")
+        await message.answer(f"{code(spec.text)} is already watched.")
         return
     if sources is not None:
         await sources.sync()
-    await message.answer(f"✅ Now watching <code>{html.escape(spec.text)}</code>.")
+    await message.answer(f"✅ Now watching {code(spec.text)}.")
 
 
 async def cmd_removesource(
@@ -94,15 +95,11 @@ async def cmd_removesource(
     if spec is None:
         return
     if not await db.remove_source(spec.text):
-        await message.answer(
-            f"<code>{html.escape(spec.text)}</code> is not watched; /sources lists them."
-        )
+        await message.answer(f"{code(spec.text)} is not watched; /sources lists them.")
         return
     if sources is not None:
         await sources.sync()
-    await message.answer(
-        f"🗑 Stopped watching <code>{html.escape(spec.text)}</code>. Its posts stay stored."
-    )
+    await message.answer(f"🗑 Stopped watching {code(spec.text)}. Its posts stay stored.")
 
 
 def build_router() -> Router:

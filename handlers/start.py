@@ -24,7 +24,8 @@ async def register(message: Message, db: Storage, matcher: Matcher) -> None:
     before = await db.get_subscriber(message.chat.id)
     await db.upsert_subscriber(message.chat.id, chat_name(message))
     if before is not None and not before.active:
-        await matcher.refresh()
+        for subscription in await db.subscriptions_of(message.chat.id):
+            matcher.add(subscription)
 
 
 async def cmd_start(message: Message, db: Storage, matcher: Matcher) -> None:

@@ -12,13 +12,9 @@ from bot.ingest import Matcher
 from bot.matching import QueryError, parse_query
 from bot.storage import Storage
 from handlers.start import register
-from handlers.texts import EXAMPLE_QUERY
+from handlers.texts import EXAMPLE_QUERY, code
 
 MAX_SUBSCRIPTIONS = 100
-
-
-def _code(text: str) -> str:
-    return f"<code>{html.escape(text, quote=False)}</code>"
 
 
 async def cmd_subscribe(
@@ -28,7 +24,7 @@ async def cmd_subscribe(
     text = (command.args or "").strip()
     if not text:
         await message.answer(
-            "Tell me what to watch for, e.g.\n" + _code(f"/subscribe {EXAMPLE_QUERY}")
+            "Tell me what to watch for, e.g.\n" + code(f"/subscribe {EXAMPLE_QUERY}")
         )
         return
     try:
@@ -36,7 +32,7 @@ async def cmd_subscribe(
     except QueryError as exc:
         await message.answer(
             f"⚠️ I can't use that query: {html.escape(str(exc), quote=False)}.\n"
-            f"A correct example: {_code(f'/subscribe {EXAMPLE_QUERY}')}"
+            f"A correct example: {code(f'/subscribe {EXAMPLE_QUERY}')}"
         )
         return
     await register(message, db, matcher)
@@ -49,11 +45,11 @@ async def cmd_subscribe(
         return
     subscription = await db.add_subscription(message.chat.id, query.text)
     if subscription is None:
-        await message.answer(f"You are already subscribed to {_code(query.text)}.")
+        await message.answer(f"You are already subscribed to {code(query.text)}.")
         return
     matcher.add(subscription)
     await message.answer(
-        f"✅ Subscribed to {_code(query.text)}. I'll alert you when a post matches.\n"
+        f"✅ Subscribed to {code(query.text)}. I'll alert you when a post matches.\n"
         "See all your queries with /list."
     )
 
@@ -66,7 +62,7 @@ async def cmd_unsubscribe(
     subscriptions = await db.subscriptions_of(message.chat.id)
     if not target:
         await message.answer(
-            "Which query? Give its number from /list or its text, e.g. " + _code("/unsubscribe 1")
+            "Which query? Give its number from /list or its text, e.g. " + code("/unsubscribe 1")
         )
         return
     chosen = None
@@ -78,22 +74,22 @@ async def cmd_unsubscribe(
         chosen = next((s for s in subscriptions if s.query == target), None)
     if chosen is None:
         await message.answer(
-            f"You have no query {_code(target)}. /list shows your queries with their numbers."
+            f"You have no query {code(target)}. /list shows your queries with their numbers."
         )
         return
     await db.remove_subscription(chosen.id)
     matcher.remove(chosen.id)
-    await message.answer(f"🗑 Unsubscribed from {_code(chosen.query)}.")
+    await message.answer(f"🗑 Unsubscribed from {code(chosen.query)}.")
 
 
 async def cmd_list(message: Message, db: Storage) -> None:
     subscriptions = await db.subscriptions_of(message.chat.id)
     if not subscriptions:
         await message.answer(
-            "You have no saved queries yet. Try " + _code(f"/subscribe {EXAMPLE_QUERY}")
+            "You have no saved queries yet. Try " + code(f"/subscribe {EXAMPLE_QUERY}")
         )
         return
-    lines = [f"{n}. {_code(s.query)}" for n, s in enumerate(subscriptions, start=1)]
+    lines = [f"{n}. {code(s.query)}" for n, s in enumerate(subscriptions, start=1)]
     await message.answer(
         "<b>Your queries</b>\n" + "\n".join(lines) + "\n\nRemove one with /unsubscribe NUMBER."
     )

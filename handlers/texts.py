@@ -1,5 +1,13 @@
 """Reply texts shared by several handlers (HTML; every dynamic part is escaped by the caller)."""
 
+import html
+
+
+def code(text: str) -> str:
+    """`text` escaped, as code (a query, a command, a source spec in a reply)."""
+    return f"<code>{html.escape(text, quote=False)}</code>"
+
+
 EXAMPLE_QUERY = 'Oreshnik OR "INF Treaty" -лещина'
 
 HELP = (

@@ -43,10 +43,11 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from tests.loopback import LoopbackServer
 
 __all__ = [
     "FakeBotAPI",
@@ -475,7 +476,7 @@ def _command_entities(text: str) -> list[dict[str, Any]]:
     return [{"type": "bot_command", "offset": 0, "length": utf16_len(match.group())}]
 
 
-class FakeBotAPI:
+class FakeBotAPI(LoopbackServer):
     """An in-process Telegram Bot API server on ``127.0.0.1`` for aiogram tests.
 
     It records every call in :attr:`calls` and every accepted ``sendMessage`` in
@@ -507,10 +508,10 @@ class FakeBotAPI:
         401 "Unauthorized", as Telegram answers for a revoked token. By default any
         token is accepted.
         """
+        super().__init__()
         self.bot_id = bot_id
         self.bot_username = bot_username
         self.token = token
-        self.base_url = ""
         self.sent: list[SentMessage] = []
         self.calls: list[tuple[str, dict[str, str]]] = []
         self.rejected: list[RejectedCall] = []
@@ -535,53 +536,19 @@ class FakeBotAPI:
 
         self._updates_signal = _Signal()
         self._sent_signal = _Signal()
-        self._runner: web.AppRunner | None = None
-        self._closing: asyncio.Event | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> str:
-        """Bind ``127.0.0.1`` on a free port and return the base URL."""
-        if self._runner is not None:
-            raise RuntimeError("FakeBotAPI is already running")
-        # Created here, not in __init__, so it belongs to the loop that runs the server.
-        self._closing = asyncio.Event()
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        # shutdown_timeout bounds how long cleanup() waits for in-flight handlers; our
-        # own waits are woken by _closing, so this is only a safety net.
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
-        return self.base_url
 
     async def stop(self) -> None:
         """Stop serving; returns promptly even while a long poll is waiting."""
-        runner = self._runner
-        if runner is None:
-            return
-        self._runner = None
-        if self._closing is not None:
+        if self._runner is not None:
             self._closing.set()
-        # Wake pending getUpdates so they answer [] instead of holding the shutdown.
-        self._updates_signal.notify()
-        await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+            # Wake pending getUpdates so they answer [] instead of holding the shutdown.
+            self._updates_signal.notify()
+        await super().stop()
 
     # ------------------------------------------------------------ test controls
 
@@ -876,8 +843,6 @@ class FakeBotAPI:
 
         Returns True if the sleep was cut short by stop().
         """
-        if self._closing is None:
-            return True
         try:
             await asyncio.wait_for(self._closing.wait(), seconds)
         except TimeoutError:
@@ -898,7 +863,7 @@ class FakeBotAPI:
         deadline = loop.time() + min(timeout, MAX_LONG_POLL_SECONDS)
         while True:
             pending = self._updates[offset:] if offset < 0 else self._updates
-            if pending or self._closing is None or self._closing.is_set():
+            if pending or self._closing.is_set():
                 break
             remaining = deadline - loop.time()
             if remaining <= 0:

@@ -27,15 +27,35 @@ class LoopbackServer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), 30)
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> str:
+        """Bind ``127.0.0.1`` on a free port and return the base URL."""
+        if self._runner is not None:
+            raise RuntimeError(f"{type(self).__name__} is already running")
+        # Made here, not only in __init__, so it belongs to the loop that runs the server.
+        self._closing = asyncio.Event()
         app = web.Application()
         self.routes(app)
+        # shutdown_timeout bounds how long cleanup() waits for in-flight handlers; waits
+        # inside handlers are woken by _closing, so this is only a safety net.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         self._runner = runner
         host, port = runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop serving; requests held by `stall()` are released first."""
+        runner = self._runner
+        if runner is None:
+            return
+        self._runner = None
+        self._closing.set()
+        await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
         return self
 
     async def __aexit__(
@@ -44,6 +64,4 @@ class LoopbackServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self.stop()

@@ -15,14 +15,13 @@ from aiohttp import web
 
 from bot.domain import SourceSpec
 from bot.ingest import Ingest, Matcher, SourceFeed
-from bot.sources.base import Feed, SourceStopped
+from bot.sources.base import Feed, RetryLater, SourceStopped
 from bot.sources.http import fetch
 from bot.sources.polling import (
     BACKOFF_CAP,
     BACKOFF_FIRST,
     PolledSource,
     Poller,
-    RetryLater,
     error_delay,
     jittered,
 )

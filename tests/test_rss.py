@@ -31,9 +31,9 @@ from multidict import CIMultiDict
 
 from bot.domain import MAX_POST_CHARS
 from bot.ingest import Matcher
-from bot.sources.base import SourceStopped
+from bot.sources.base import RetryLater, SourceStopped
 from bot.sources.http import FetchError
-from bot.sources.polling import PolledSource, RetryLater
+from bot.sources.polling import PolledSource
 from bot.sources.rss import (
     MAX_ENTRIES,
     MAX_SEEN,

@@ -26,9 +26,9 @@ from aiohttp import web
 from bot.domain import Post
 from bot.ingest import Matcher
 from bot.sources import x
-from bot.sources.base import SourceStopped
+from bot.sources.base import RetryLater, SourceStopped
 from bot.sources.http import FetchError
-from bot.sources.polling import PolledSource, RetryLater
+from bot.sources.polling import PolledSource
 from bot.sources.x import (
     TWEET_FIELDS,
     XAccountGone,

@@ -119,13 +119,12 @@ class _Words:
 
     def test(self, view: PostView) -> bool:
         """Whether the term occurs (cheaper than its spans: no offsets are needed)."""
-        present = view.present
-        if present is not None:  # the index has already checked every atom of the post
-            return self in present
+        if view.present is not None:
+            return self in view.present
         return bool(self.starts(view))
 
     def evaluate(self, view: PostView) -> list[Span] | None:
-        if view.present is not None and self not in view.present:
+        if _absent(self, view):
             return None
         key = (self, "spans")
         if key not in view.memo:
@@ -135,21 +134,34 @@ class _Words:
         return result
 
 
+def _absent(atom: object, view: PostView) -> bool:
+    """Whether the index has already found, checking every atom of the post, that this one is
+    not there (so neither a test nor spans need looking at the words)."""
+    return view.present is not None and atom not in view.present
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class _Prefix:
     prefix: str
 
     def test(self, view: PostView) -> bool:
+        if view.present is not None:
+            return self in view.present
         return any(norm.startswith(self.prefix) for norm in view.positions)
 
     def evaluate(self, view: PostView) -> list[Span] | None:
-        found = [
-            span
-            for i, norm in enumerate(view.norms)
-            if norm.startswith(self.prefix)
-            for span in view.spans(i, 1)
-        ]
-        return found or None
+        if _absent(self, view):
+            return None
+        if self not in view.memo:
+            found = [
+                span
+                for i, norm in enumerate(view.norms)
+                if norm.startswith(self.prefix)
+                for span in view.spans(i, 1)
+            ]
+            view.memo[self] = found or None
+        result: list[Span] | None = view.memo[self]
+        return result
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -158,9 +170,13 @@ class _Regex:
     compiled: re2._Regexp
 
     def test(self, view: PostView) -> bool:
+        if view.present is not None:
+            return self in view.present
         return self.evaluate(view) is not None
 
     def evaluate(self, view: PostView) -> list[Span] | None:
+        if _absent(self, view):
+            return None
         if self in view.memo:
             cached: list[Span] | None = view.memo[self]
             return cached

@@ -17,8 +17,8 @@ _SKIP = r"(?:https?://|www\.)\S+|\bt\.me/\S+|(?<![\w.])@\w+"
 # Combining marks (a stress mark in `Оре́шник`) stay inside the word; folding drops them.
 _LETTER = r"(?:[^\W_]|[\u0300-\u036f])"
 _WORD = rf"[^\W_]{_LETTER}*(?:['’ʼ`\-‐‑][^\W_]{_LETTER}*)*"
-_TOKEN_RE = re.compile(rf"(?P<skip>{_SKIP})|(?P<word>{_WORD})")
-# The same with only the word captured: `findall` then yields strings ('' for skipped).
+# Links and @mentions are matched (so skipped), words captured: `findall` yields the words
+# ('' for a skipped stretch), `finditer` their places.
 _WORDS_RE = re.compile(rf"(?:{_SKIP})|({_WORD})")
 PART_RE = re.compile(rf"[^\W_]{_LETTER}*(?:['’ʼ`][^\W_]{_LETTER}*)*")
 _APOSTROPHES = "'’ʼ`"
@@ -31,42 +31,8 @@ _DROP_APOSTROPHES = str.maketrans(
     dict.fromkeys([*_APOSTROPHES, *map(chr, range(0x300, 0x370))], None)
 )
 # Lower-case Cyrillic letters whose capitals look like Latin ones (М/M, Х/X, С/C ...), and back.
-_CYR_TO_LAT = str.maketrans(
-    {
-        "а": "a",
-        "в": "b",
-        "е": "e",
-        "к": "k",
-        "м": "m",
-        "н": "h",
-        "о": "o",
-        "р": "p",
-        "с": "c",
-        "т": "t",
-        "у": "y",
-        "х": "x",
-        "і": "i",
-        "ј": "j",
-        "ѕ": "s",
-    }
-)
-_LAT_TO_CYR = str.maketrans(
-    {
-        "a": "а",
-        "b": "в",
-        "e": "е",
-        "k": "к",
-        "m": "м",
-        "h": "н",
-        "o": "о",
-        "p": "р",
-        "c": "с",
-        "t": "т",
-        "y": "у",
-        "x": "х",
-        "i": "і",
-    }
-)
+_CYR_TO_LAT = str.maketrans("авекмнорстухіјѕ", "abekmhopctyxijs")
+_LAT_TO_CYR = str.maketrans("abekmhopctyxi", "авекмнорстухі")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,11 +144,11 @@ class Tokenizer:
         norms: list[str] = []
         starts: list[int] = []
         ends: list[int] = []
-        for match in _TOKEN_RE.finditer(text):
-            word = match.group("word")
+        for match in _WORDS_RE.finditer(text):
+            word = match.group(1)
             if word is None:
                 continue
-            base = match.start()
+            base = match.start(1)
             for norm, start, end in self._parts(word):
                 norms.append(norm)
                 starts.append(base + start)

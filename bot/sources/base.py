@@ -12,6 +12,17 @@ class SourceStopped(Exception):
     channel): the source waits long before trying again and admins are told."""
 
 
+class RetryLater(Exception):
+    """The server asked us to wait (a rate limit): try again after `delay` seconds.
+
+    Not a fault of the source, so it does not grow the back-off; it is still recorded.
+    """
+
+    def __init__(self, message: str, delay: float) -> None:
+        super().__init__(message)
+        self.delay = max(0.0, delay)
+
+
 class Feed(Protocol):
     """Where a source sends what it reads; bound to one source and its durable cursor."""
 

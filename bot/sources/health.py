@@ -20,14 +20,9 @@ def ago(moment: datetime | None, now: datetime) -> str:
     """`5 min ago`, `3 h ago`, `2 days ago`, or `never`."""
     if moment is None:
         return "never"
-    seconds = max(0, int((now - moment).total_seconds()))
-    if seconds < 60:
+    if now - moment < timedelta(minutes=1):
         return "just now"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 172_800:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86_400} days ago"
+    return f"{span(now - moment)} ago"
 
 
 def warning(info: SourceInfo, now: datetime) -> str | None:

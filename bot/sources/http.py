@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 
 READ_CHUNK = 1 << 16
 
@@ -74,7 +74,7 @@ async def fetch(
                     raise FetchError(too_big)
             return Fetched(
                 status=response.status,
-                headers=CIMultiDictProxy(CIMultiDict(response.headers)),
+                headers=response.headers,
                 body=bytes(body),
                 charset=response.charset,
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -19,22 +20,10 @@ from typing import Protocol, runtime_checkable
 import aiohttp
 
 from bot.domain import SourceSpec
-from bot.sources.base import Feed, SourceStopped
-from bot.sources.http import FetchError
-from bot.sources.supervisor import STOPPED_DELAY, backoff_delay
+from bot.sources.base import Feed
+from bot.sources.supervisor import FailureStreak, backoff_delay
 
 log = logging.getLogger(__name__)
-
-
-class RetryLater(Exception):
-    """The server asked us to wait (a rate limit): poll again after `delay` seconds.
-
-    Not a fault of the source, so it does not grow the back-off; it is still recorded.
-    """
-
-    def __init__(self, message: str, delay: float) -> None:
-        super().__init__(message)
-        self.delay = max(0.0, delay)
 
 
 @runtime_checkable
@@ -110,8 +99,7 @@ class _Polled:
     source: PolledSource
     feed: PollFeed
     due: float
-    failures: int = 0
-    reported: str | None = None  # the stop reason already told to admins
+    failures: FailureStreak
     task: asyncio.Task[None] | None = None
 
 
@@ -147,7 +135,13 @@ class Poller:
         """Start polling a source; its first poll comes within the start spread (jittered)."""
         spread = min(source.interval, self._start_spread)
         due = _now() + random.uniform(0, spread)
-        self._sources[source.spec.text] = _Polled(source, feed, due)
+        failures = FailureStreak(
+            source.spec.text,
+            lambda error: feed.failed(error),
+            on_stopped=self._on_stopped,
+            backoff=functools.partial(error_delay, interval=source.interval),
+        )
+        self._sources[source.spec.text] = _Polled(source, feed, due, failures)
         self._wake.set()
 
     async def remove(self, spec: str) -> None:
@@ -212,53 +206,19 @@ class Poller:
 
     async def _poll_once(self, entry: _Polled, session: aiohttp.ClientSession) -> float:
         """Poll and record the outcome; returns the seconds until the next poll."""
-        source, feed, spec = entry.source, entry.feed, entry.source.spec.text
         try:
-            await source.poll(session, feed)
+            await entry.source.poll(session, entry.feed)
         except asyncio.CancelledError:
             raise
-        except RetryLater as exc:
-            log.warning("%s: %s; next poll in %.0f s", spec, exc, exc.delay)
-            await _record(feed.failed(f"{type(exc).__name__}: {exc}"))
-            return exc.delay + random.uniform(0, 5)
-        except SourceStopped as exc:
-            entry.failures += 1
-            message = str(exc) or type(exc).__name__
-            log.error("%s stopped: %s; trying again in an hour", spec, message)
-            await _record(feed.failed(f"{type(exc).__name__}: {message}"))
-            if self._on_stopped is not None and entry.reported != message:
-                entry.reported = message
-                await _record(self._on_stopped(spec, message))
-            return STOPPED_DELAY
         except Exception as exc:
-            entry.failures += 1
-            delay = error_delay(entry.failures, source.interval)
-            log.warning(
-                "%s failed (%d in a row): %s; next poll in %.0f s",
-                spec,
-                entry.failures,
-                exc,
-                delay,
-                exc_info=not isinstance(exc, _EXPECTED),
-            )
-            await _record(feed.failed(f"{type(exc).__name__}: {exc}"))
-            return delay
-        entry.failures = 0
-        entry.reported = None
-        await _record(feed.succeeded())
-        return jittered(source.interval)
-
-
-_EXPECTED = (FetchError,)  # errors whose one-line message says it all (no traceback)
+            return await entry.failures.failed(exc)
+        entry.failures.reset()
+        try:
+            await entry.feed.succeeded()
+        except Exception:  # a database hiccup must not stop polling
+            log.exception("could not record a source's health")
+        return jittered(entry.source.interval)
 
 
 def _now() -> float:
     return asyncio.get_running_loop().time()
-
-
-async def _record(outcome: Awaitable[None]) -> None:
-    """Record health; a database hiccup here must not stop polling."""
-    try:
-        await outcome
-    except Exception:
-        log.exception("could not record a source's health")

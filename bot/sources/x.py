@@ -26,9 +26,9 @@ from typing import Any
 import aiohttp
 
 from bot.domain import Post, SourceSpec, clean_text
-from bot.sources.base import Feed, SourceStopped
+from bot.sources.base import Feed, RetryLater, SourceStopped
 from bot.sources.http import Fetched, fetch, host_of
-from bot.sources.polling import RetryLater, poll_forever
+from bot.sources.polling import poll_forever
 
 log = logging.getLogger(__name__)
 
