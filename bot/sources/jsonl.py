@@ -1,16 +1,36 @@
 """`jsonl:PATH` — follows a file of JSON lines, one post each, like `tail -f`, with a cursor.
 
-The cursor is the byte offset after the last line handled (with the line number, for log
-messages, and the file's inode, to notice a replaced file). It is saved in the same
-transaction as the post it follows, so a restart neither skips nor repeats a line.
+The cursor is the byte offset after the last line handled, with the line number (for log
+messages), the file's inode and a fingerprint of the bytes just before the offset. It is saved
+in the same transaction as the post it follows, so a restart neither skips nor repeats a line.
+
+Log rotation must not lose lines, so the file is recognised by its inode *and* its content:
+
+- rename rotation (logrotate `create`): one handle stays open between polls, so it keeps the
+  old file; when the path names another inode, the old file is read to its end before the new
+  one is read from the top. While the new file is still empty the old one is kept up to
+  `rotation_grace` seconds, because the writer appends to it until it reopens the path.
+- copy-truncate: the inode stays, but the bytes before the offset change or vanish; a size
+  check alone misses that once the writer has written past the old offset again. The unread
+  tail is in the copy, the sibling whose bytes before the offset match; it is read from the
+  offset to its end, then the truncated file from the top.
+- either one while Dozor was stopped: at start the same siblings (`posts.jsonl.1`,
+  `posts.jsonl-20261129`; compressed ones cannot be read on from an offset) are searched for
+  the cursor's file, by inode first, then by content.
+
+Reading a line twice would not alert twice (posts are keyed by source, channel and id), but
+the cursor is kept exact so that nothing is read again needlessly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
-from dataclasses import dataclass
+import os
+import time
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -24,6 +44,11 @@ log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 1 << 20  # a longer line is skipped as malformed
 READ_CHUNK = 1 << 16
+# Fingerprinted bytes before the offset. More than 64: many posts end alike (a channel's
+# signature with its link), and only a differing byte tells a rewritten file from the old one.
+TAIL_BYTES = 256
+ROTATION_GRACE = 5.0  # seconds the old file is still read after a rename rotation
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
 
 
 class _Line(BaseModel):
@@ -82,14 +107,32 @@ def parse_line(raw: bytes) -> Post:
     )
 
 
+def _fingerprint(tail: bytes) -> str:
+    return hashlib.blake2b(tail, digest_size=8).hexdigest()
+
+
+def _slide(tail: bytes, data: bytes) -> bytes:
+    """The last TAIL_BYTES of `tail + data`, without joining a long `data` first."""
+    if len(data) >= TAIL_BYTES:
+        return data[-TAIL_BYTES:]
+    return (tail + data)[-TAIL_BYTES:]
+
+
 @dataclass(frozen=True, slots=True)
 class _Cursor:
     offset: int = 0
     line: int = 0
     inode: int | None = None
+    tail: str | None = None  # fingerprint of the bytes before `offset`; None in old cursors
+
+    @classmethod
+    def start(cls, inode: int) -> _Cursor:
+        return cls(0, 0, inode, _fingerprint(b""))
 
     def dump(self) -> str:
-        return json.dumps({"offset": self.offset, "line": self.line, "inode": self.inode})
+        return json.dumps(
+            {"offset": self.offset, "line": self.line, "inode": self.inode, "tail": self.tail}
+        )
 
     @classmethod
     def load(cls, text: str | None) -> _Cursor:
@@ -97,60 +140,266 @@ class _Cursor:
             return cls()
         try:
             data = json.loads(text)
-            return cls(int(data["offset"]), int(data["line"]), data.get("inode"))
-        except (ValueError, KeyError, TypeError):
+            tail = data.get("tail")
+            return cls(
+                int(data["offset"]),
+                int(data["line"]),
+                data.get("inode"),
+                tail if isinstance(tail, str) else None,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("jsonl cursor %r is unreadable; starting from the top", text)
             return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class _OpenFile:
+    """An open file: its handle reads the same file whatever name the path gives later."""
+
+    path: Path  # the name it was opened by
+    handle: BinaryIO
+    inode: int
+
+    @classmethod
+    def open(cls, path: Path) -> _OpenFile:
+        handle = path.open("rb")
+        return cls(path, handle, os.fstat(handle.fileno()).st_ino)
+
+    def size(self) -> int:
+        return os.fstat(self.handle.fileno()).st_size
+
+    def tail_before(self, offset: int) -> bytes:
+        start = max(0, offset - TAIL_BYTES)
+        return os.pread(self.handle.fileno(), offset - start, start)
+
+    def continues(self, cursor: _Cursor) -> bool:
+        """Whether this file still holds what the cursor read, so reading goes on at its offset."""
+        if self.size() < cursor.offset:
+            return False
+        if cursor.tail is None:
+            return True  # a cursor saved before fingerprints: the size is all there is to check
+        return _fingerprint(self.tail_before(cursor.offset)) == cursor.tail
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 class JsonlSource:
     """Follows a JSON-lines file; with `follow=False` it stops at the end (for the demo)."""
 
-    def __init__(self, path: str, *, poll_interval: float = 0.25, follow: bool = True) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        poll_interval: float = 0.25,
+        follow: bool = True,
+        rotation_grace: float = ROTATION_GRACE,
+    ) -> None:
         self.spec = SourceSpec("jsonl", path)
         self.path = Path(path).expanduser()
         self.poll_interval = poll_interval
         self.follow = follow
+        self.rotation_grace = rotation_grace
         self._warned_missing = False
+        self._file: _OpenFile | None = None  # the file being read, kept open between polls
+        self._renamed_at: float | None = None  # when the path was first seen naming another file
+        self._renamed_lines = 0  # lines read from the old file since then
 
     async def run(self, feed: Feed) -> None:
         cursor = _Cursor.load(await feed.cursor())
-        while True:
-            cursor = await self._read_new(feed, cursor)
-            if not self.follow:
-                return
-            await asyncio.sleep(self.poll_interval)
-
-    async def _read_new(self, feed: Feed, cursor: _Cursor) -> _Cursor:
         try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            if not self._warned_missing:
-                log.warning("jsonl source %s: file does not exist yet; waiting", self.path)
-                self._warned_missing = True
-            return cursor
-        self._warned_missing = False
-        replaced = cursor.inode is not None and stat.st_ino != cursor.inode
-        if replaced or stat.st_size < cursor.offset:
-            # The file was replaced or truncated (log rotation): read the new one from the top.
-            # Posts already stored are recognised by their key, so nothing is alerted twice.
-            log.warning("jsonl source %s was replaced or truncated; reading it anew", self.path)
-            cursor = _Cursor(0, 0, stat.st_ino)
-        if stat.st_size == cursor.offset:
-            return _Cursor(cursor.offset, cursor.line, stat.st_ino)
-        with self.path.open("rb") as handle:
-            handle.seek(cursor.offset)
-            start = _Cursor(cursor.offset, cursor.line, stat.st_ino)
-            return await self._consume(feed, handle, start)
+            while True:
+                cursor = await self._poll(feed, cursor)
+                if not self.follow:
+                    return
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            self._renamed_at, self._renamed_lines = None, 0
 
-    async def _consume(self, feed: Feed, handle: BinaryIO, cursor: _Cursor) -> _Cursor:
+    async def _poll(self, feed: Feed, cursor: _Cursor) -> _Cursor:
+        if self._file is None:
+            try:
+                file, cursor = self._open(cursor)
+            except FileNotFoundError:
+                if not self._warned_missing:
+                    log.warning("jsonl source %s: file does not exist yet; waiting", self.path)
+                    self._warned_missing = True
+                return cursor
+            self._warned_missing = False
+            self._file = file
+        file = self._file
+        try:
+            stat: os.stat_result | None = self.path.stat()
+        except FileNotFoundError:
+            stat = None  # renamed away, not yet created anew: the old file is still read
+        if stat is None or stat.st_ino != file.inode:
+            return await self._finish_renamed(feed, file, cursor, stat)
+        if not file.continues(cursor):
+            cursor = await self._after_truncation(feed, file, cursor)
+        return await self._read(feed, file, cursor)
+
+    def _open(self, cursor: _Cursor) -> tuple[_OpenFile, _Cursor]:
+        """Open the file the cursor points into: the path, or what rotation left of it."""
+        file = _OpenFile.open(self.path)
+        if cursor.inode is None:  # a first run, or a cursor saved before inodes were
+            if cursor.offset == 0:
+                return file, _Cursor.start(file.inode)
+            return file, replace(cursor, inode=file.inode)
+        if cursor.inode == file.inode:
+            return file, cursor
+        # Rotated while Dozor was stopped. Read on in the old file; the next poll sees the path
+        # naming another file and moves to it once the old one is finished.
+        rotated = self._find_continuation(cursor)
+        if rotated is not None:
+            file.close()
+            return rotated, replace(cursor, inode=rotated.inode)
+        log.warning(
+            "jsonl source %s was replaced while Dozor was stopped and the file it was reading "
+            "(after line %d) is gone; reading the new one from the top",
+            self.path,
+            cursor.line,
+        )
+        return file, _Cursor.start(file.inode)
+
+    def _siblings(self) -> list[os.DirEntry[str]]:
+        """Files rotation may have made of ours: `posts.jsonl.1`, `posts.jsonl-20261129`, …"""
+        name = self.path.name
+        try:
+            with os.scandir(self.path.parent) as entries:
+                return [
+                    entry
+                    for entry in entries
+                    if entry.name != name
+                    and entry.name.startswith(name)
+                    and not entry.name.endswith(COMPRESSED)
+                    and entry.is_file()
+                ]
+        except OSError:
+            return []
+
+    def _find_continuation(self, cursor: _Cursor) -> _OpenFile | None:
+        """The sibling holding the lines after the cursor, opened: the one with the cursor's
+        inode if its content matches, else the newest whose bytes before the offset match."""
+        candidates: list[tuple[bool, float, str]] = []
+        for entry in self._siblings():
+            try:
+                candidates.append(
+                    (entry.inode() != cursor.inode, -entry.stat().st_mtime, entry.path)
+                )
+            except OSError:
+                continue
+        for other_inode, _, path in sorted(candidates):
+            # Without a fingerprint only the inode can tell; at offset 0 any file would match.
+            if other_inode and (cursor.tail is None or cursor.offset == 0):
+                continue
+            try:
+                file = _OpenFile.open(Path(path))
+            except OSError:
+                continue
+            if file.continues(cursor):
+                return file
+            file.close()
+        return None
+
+    async def _finish_renamed(
+        self, feed: Feed, file: _OpenFile, cursor: _Cursor, stat: os.stat_result | None
+    ) -> _Cursor:
+        """The path names another file now (or none): read the old one to its end, then
+        move to the new one once the writer has (or should have) moved to it."""
+        now = time.monotonic()
+        if self._renamed_at is None:
+            self._renamed_at = now
+        # Judged before the old file's last read: once the writer writes to the new file it
+        # has stopped writing to the old one, so that read gets everything.
+        moved_on = stat is not None and (
+            stat.st_size > 0 or not self.follow or now - self._renamed_at >= self.rotation_grace
+        )
+        before = cursor.line
+        cursor = await self._read(feed, file, cursor)
+        self._renamed_lines += cursor.line - before
+        if not moved_on:
+            return cursor
+        try:
+            new = _OpenFile.open(self.path)
+        except FileNotFoundError:
+            return cursor
+        log.warning(
+            "jsonl source %s: finished %s (%d lines), now reading the new %s from the top",
+            self.path,
+            self._describe(file),
+            self._renamed_lines,
+            self.path.name,
+        )
+        unfinished = file.size() - cursor.offset
+        if unfinished > 0:
+            log.warning(
+                "jsonl source %s: the old file ended in an unterminated line (%d bytes); dropped",
+                self.path,
+                unfinished,
+            )
+        file.close()
+        self._file, self._renamed_at, self._renamed_lines = new, None, 0
+        cursor = _Cursor.start(new.inode)
+        await feed.advance(cursor.dump())
+        return await self._read(feed, new, cursor)
+
+    def _describe(self, file: _OpenFile) -> str:
+        for entry in self._siblings():
+            try:
+                if entry.inode() == file.inode:
+                    return f"the rotated file {entry.name}"
+            except OSError:
+                continue
+        return "the replaced file (no longer in its folder)"
+
+    async def _after_truncation(self, feed: Feed, file: _OpenFile, cursor: _Cursor) -> _Cursor:
+        """The file was truncated (copy-truncate rotation): finish the copy, then start over."""
+        copy = self._find_continuation(cursor)
+        if copy is None:
+            log.warning(
+                "jsonl source %s was truncated and no rotated copy holds what followed line %d "
+                "(anything written after it before the truncation is lost); reading it from "
+                "the top",
+                self.path,
+                cursor.line,
+            )
+        else:
+            try:
+                done = await self._read(feed, copy, replace(cursor, inode=copy.inode))
+            finally:
+                copy.close()
+            log.warning(
+                "jsonl source %s was truncated: finished its copy %s (%d lines), now reading "
+                "%s from the top",
+                self.path,
+                copy.path.name,
+                done.line - cursor.line,
+                self.path.name,
+            )
+        cursor = _Cursor.start(file.inode)
+        await feed.advance(cursor.dump())
+        return cursor
+
+    async def _read(self, feed: Feed, file: _OpenFile, cursor: _Cursor) -> _Cursor:
+        """Handle the whole lines after the cursor; an unterminated last line waits, as the
+        writer may be in the middle of it."""
+        if file.size() <= cursor.offset:
+            return cursor
+        tail = file.tail_before(cursor.offset)
+        file.handle.seek(cursor.offset)
         buffer = b""
         skipping = False  # inside an over-long line: drop bytes until its newline
-        while chunk := handle.read(READ_CHUNK):
+        while chunk := file.handle.read(READ_CHUNK):
             buffer += chunk
             while (newline := buffer.find(b"\n")) >= 0:
                 raw, buffer = buffer[: newline + 1], buffer[newline + 1 :]
-                cursor = _Cursor(cursor.offset + len(raw), cursor.line + 1, cursor.inode)
+                tail = _slide(tail, raw)
+                cursor = _Cursor(
+                    cursor.offset + len(raw), cursor.line + 1, cursor.inode, _fingerprint(tail)
+                )
                 if skipping:
                     skipping = False
                     await feed.advance(cursor.dump())
@@ -165,9 +414,11 @@ class JsonlSource:
                 )
                 skipping = True
             if skipping:
-                cursor = _Cursor(cursor.offset + len(buffer), cursor.line, cursor.inode)
+                tail = _slide(tail, buffer)
+                offset = cursor.offset + len(buffer)
+                cursor = _Cursor(offset, cursor.line, cursor.inode, _fingerprint(tail))
                 buffer = b""
-        # An unterminated last line is left for the next read: the writer may be mid-line.
+            await asyncio.sleep(0)  # a long backlog of skipped bytes must not hog the loop
         return cursor
 
     async def _handle_line(self, feed: Feed, raw: bytes, cursor: _Cursor) -> None:
