@@ -3,11 +3,16 @@
 from aiogram import Router
 
 from handlers import fallback, search, sources, start, subscriptions
+from handlers.throttle import install_throttle
 
 
 def build_router() -> Router:
-    """All command routers; the fallback for unknown input comes last."""
+    """All command routers behind the per-chat input throttle; the fallback for unknown input
+    comes last."""
     root = Router(name="dozor")
+    # Outer middleware of the root: every message and button press passes it before any filter,
+    # so a flooding chat's excess costs nothing but a counter.
+    install_throttle(root)
     root.include_routers(
         start.build_router(),
         subscriptions.build_router(),

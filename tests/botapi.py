@@ -71,8 +71,9 @@ MAX_LONG_POLL_SECONDS = 2.0
 GLOBAL_WINDOW = 1.0
 PRIVATE_WINDOW = 1.0
 GROUP_WINDOW = 60.0
-# How much earlier than a full window an old message stops counting, so that a client
-# pacing itself exactly at a limit is not refused for a few milliseconds of jitter.
+# How much earlier than a full window an old message stops counting by default, so that a
+# client pacing itself exactly at a limit is not refused for a few milliseconds of jitter.
+# Telegram grants no such tolerance: pass ``tolerance=0`` to count windows exactly.
 LIMIT_TOLERANCE = 0.02
 
 # Tags the Bot API accepts with parse_mode=HTML (see "HTML style" in the Bot API docs).
@@ -160,7 +161,8 @@ class FloodControl:
     """Telegram's flood limits, as sliding windows over *accepted* messages.
 
     An earlier accepted message sent at ``t`` is *in the window* of length ``w`` at
-    ``now`` when ``now - t < w - LIMIT_TOLERANCE`` (0.02 s). A message to ``chat_id``
+    ``now`` when ``now - t < w - tolerance`` (by default ``LIMIT_TOLERANCE``, 0.02 s;
+    with ``tolerance=0`` the windows are exact, as Telegram's). A message to ``chat_id``
     arriving at ``now`` is refused when accepting it would put more than a limit in
     a window, that is when already in the window there are:
 
@@ -172,11 +174,13 @@ class FloodControl:
 
     Refused messages are not recorded, so they do not count against later ones.
 
-    So a client spacing its messages evenly at exactly the limit (every 1/30 s overall,
-    every 1.0 s to one private chat, every 3.0 s to one group) is never refused, even
-    with up to 20 ms of jitter, while a burst of 31 messages within 0.98 s, two to one
-    private chat within 0.98 s, or 21 to one group within 59.98 s is refused. ``now``
-    must not decrease from one call to the next (use ``time.monotonic()``).
+    So with the default tolerance a client spacing its messages evenly at exactly the
+    limit (every 1/30 s overall, every 1.0 s to one private chat, every 3.0 s to one
+    group) is never refused, even with up to 20 ms of jitter, while a burst of 31
+    messages within 0.98 s, two to one private chat within 0.98 s, or 21 to one group
+    within 59.98 s is refused. With ``tolerance=0`` any 31 messages within 1.0 s are
+    refused, however they were meant to be spaced: a client needs headroom for jitter.
+    ``now`` must not decrease from one call to the next (use ``time.monotonic()``).
     """
 
     def __init__(
@@ -185,7 +189,10 @@ class FloodControl:
         global_per_second: int = 30,
         private_per_second: int = 1,
         group_per_minute: int = 20,
+        tolerance: float = LIMIT_TOLERANCE,
     ) -> None:
+        if not 0.0 <= tolerance < PRIVATE_WINDOW:
+            raise ValueError("tolerance must be at least 0 and below 1 s")
         for name, value in (
             ("global_per_second", global_per_second),
             ("private_per_second", private_per_second),
@@ -196,6 +203,7 @@ class FloodControl:
         self.global_per_second = global_per_second
         self.private_per_second = private_per_second
         self.group_per_minute = group_per_minute
+        self.tolerance = tolerance
         self._all: deque[float] = deque()
         self._by_chat: dict[int, deque[float]] = {}
 
@@ -204,13 +212,14 @@ class FloodControl:
 
         Returns False, recording nothing, if the message breaks a limit.
         """
-        if _in_window(self._all, now, GLOBAL_WINDOW) >= self.global_per_second:
+        if self._in_window(self._all, now, GLOBAL_WINDOW) >= self.global_per_second:
             return False
         chat = self._by_chat.get(chat_id)
         if chat is not None:
-            if chat_id > 0 and _in_window(chat, now, PRIVATE_WINDOW) >= self.private_per_second:
-                return False
-            if chat_id < 0 and _in_window(chat, now, GROUP_WINDOW) >= self.group_per_minute:
+            if chat_id > 0:
+                if self._in_window(chat, now, PRIVATE_WINDOW) >= self.private_per_second:
+                    return False
+            elif chat_id < 0 and self._in_window(chat, now, GROUP_WINDOW) >= self.group_per_minute:
                 return False
         self.record(chat_id, now)
         return True
@@ -220,13 +229,12 @@ class FloodControl:
         self._all.append(at)
         self._by_chat.setdefault(chat_id, deque()).append(at)
 
-
-def _in_window(times: deque[float], now: float, window: float) -> int:
-    """Drop the times that no longer count at ``now``; return how many still do."""
-    horizon = now - (window - LIMIT_TOLERANCE)
-    while times and times[0] <= horizon:
-        times.popleft()
-    return len(times)
+    def _in_window(self, times: deque[float], now: float, window: float) -> int:
+        """Drop the times that no longer count at ``now``; return how many still do."""
+        horizon = now - (window - self.tolerance)
+        while times and times[0] <= horizon:
+            times.popleft()
+        return len(times)
 
 
 class HTMLParseError(ValueError):
@@ -672,6 +680,7 @@ class FakeBotAPI(LoopbackServer):
         private_per_second: int = 1,
         group_per_minute: int = 20,
         retry_after: int = 1,
+        tolerance: float = LIMIT_TOLERANCE,
     ) -> None:
         """From now on, refuse ``sendMessage`` calls that break Telegram's flood limits.
 
@@ -680,11 +689,13 @@ class FakeBotAPI(LoopbackServer):
         {"retry_after": N}}`` (N is ``retry_after``), which aiogram raises as
         ``TelegramRetryAfter``, and adds one to :attr:`limit_hits`. The rule, see
         :class:`FloodControl`: a message is refused when, among the messages accepted
-        less than 1.0 s - 20 ms before it, there are already ``global_per_second`` (to
-        any chat) or ``private_per_second`` to the same private chat (``chat_id > 0``),
-        or, among those accepted less than 60.0 s - 20 ms before it,
-        ``group_per_minute`` to the same group (``chat_id < 0``). Evenly spaced sending
-        at exactly the limits therefore passes; bursts above them do not.
+        less than 1.0 s - ``tolerance`` before it, there are already
+        ``global_per_second`` (to any chat) or ``private_per_second`` to the same private
+        chat (``chat_id > 0``), or, among those accepted less than 60.0 s - ``tolerance``
+        before it, ``group_per_minute`` to the same group (``chat_id < 0``). With the
+        default ``tolerance`` (20 ms) evenly spaced sending at exactly the limits passes;
+        with ``tolerance=0`` the windows are exact, as Telegram's, and a client must keep
+        below the limits by however much its messages' arrival times jitter.
 
         Messages accepted before this call (still in :attr:`sent`) count too. Calling it
         again changes the limits. Other ``send*`` methods are answered ``true`` without
@@ -696,6 +707,7 @@ class FakeBotAPI(LoopbackServer):
             global_per_second=global_per_second,
             private_per_second=private_per_second,
             group_per_minute=group_per_minute,
+            tolerance=tolerance,
         )
         horizon = time.monotonic() - GROUP_WINDOW
         for message in self.sent:
@@ -705,6 +717,11 @@ class FakeBotAPI(LoopbackServer):
         self._flood_retry_after = retry_after
 
     # --------------------------------------------------------------- inspection
+
+    @property
+    def flood_control(self) -> FloodControl | None:
+        """The limits :meth:`enforce_limits` set (None while unlimited)."""
+        return self._flood
 
     def sent_to(self, chat_id: int) -> list[SentMessage]:
         """Accepted messages to ``chat_id``, in order."""

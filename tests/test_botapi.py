@@ -718,6 +718,54 @@ def test_flood_control_refuses_bursts() -> None:
         FloodControl(private_per_second=0)
 
 
+def test_flood_control_exact_windows() -> None:
+    flood = FloodControl(tolerance=0)
+    assert all(flood.admit(USER + k, k / 30) for k in range(30))  # evenly, at the limit
+    assert not flood.admit(USER + 30, 0.98)  # the default 20 ms of grace is gone ...
+    assert not flood.admit(USER + 30, 0.9999)  # ... to the last instant
+    assert flood.admit(USER + 31, 1.0)  # the first one is a whole second old
+
+    flood = FloodControl(tolerance=0)
+    assert flood.admit(USER, 0.0)
+    assert not flood.admit(USER, 0.999)
+    assert flood.admit(USER, 1.0)
+
+    flood = FloodControl(tolerance=0)
+    assert all(flood.admit(GROUP, 3.0 * k) for k in range(20))
+    assert not flood.admit(GROUP, 59.99)
+    assert flood.admit(GROUP, 60.0)
+    for bad in (-0.01, 1.0):
+        with pytest.raises(ValueError, match="tolerance"):
+            FloodControl(tolerance=bad)
+
+
+def test_exact_windows_refuse_jitter_at_the_limit() -> None:
+    # Spaced at exactly 1/30 s, one message 10 ms late and the rest on time: refused.
+    flood = FloodControl(tolerance=0)
+    assert flood.admit(USER, 0.01)
+    assert all(flood.admit(USER + k, k / 30) for k in range(1, 30))
+    assert not flood.admit(USER + 30, 1.0)
+
+
+@given(st.lists(st.floats(-0.029, 0.029), min_size=100, max_size=100))
+def test_exact_windows_pass_spacing_with_headroom(jitter: list[float]) -> None:
+    # Spaced at 94% of the limit (as the pacer is), each message up to 29 ms early or late:
+    # any 31 still span more than a second.
+    flood = FloodControl(tolerance=0)
+    interval = 1 / (30 * 0.94)
+    for k, shift in enumerate(jitter):
+        assert flood.admit(USER + k % 40, 10.0 + k * interval + shift), k
+
+
+async def test_enforce_limits_tolerance(api: FakeBotAPI) -> None:
+    assert api.flood_control is None
+    api.enforce_limits()
+    assert api.flood_control is not None
+    assert api.flood_control.tolerance == pytest.approx(0.02)  # the default, as before
+    api.enforce_limits(tolerance=0.0)
+    assert api.flood_control.tolerance == 0.0
+
+
 async def test_limits_pass_evenly_spaced_sends_at_the_limit(api: FakeBotAPI, bot: Bot) -> None:
     api.enforce_limits()
     # 31 messages 1/30 s apart, measured on the server's own clock, so exactly at the

@@ -6,6 +6,10 @@ send with `message.answer()` are paced with the same clock as the outbox's bulk 
 first: a waiting reply takes the next free slot ahead of any waiting alert. Spacing rather than
 a token bucket: a bucket of capacity N lets N messages through in the first instant, which
 Telegram counts as a flood; one slot every 1/rate seconds does not.
+
+Slots are shared fairly between chats: each chat has its own queue, and of the chats that may
+be sent to now, the one served least recently goes first. A chat flooding the bot with
+commands therefore waits behind its own replies, never everyone else's.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import heapq
 import itertools
 import logging
+import math
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import (
@@ -40,11 +47,31 @@ from aiogram.types import LinkPreviewOptions
 
 log = logging.getLogger(__name__)
 
-GLOBAL_RATE = 30.0  # messages per second, all chats together (Telegram: about 30)
+GLOBAL_RATE = 30.0  # Telegram's overall limit, messages per second (the SEND_RATE default)
+# Share of the overall limit the pacer grants. Telegram counts messages when they arrive, not
+# when they are granted: if one message is held up on its way (a busy event loop, a slower TCP
+# connection) while the next 30 are not, all 31 land in one second. At rate × 0.94 with slots
+# kept on a grid (see LATE_GRANT_SLACK) any 31 consecutive slots span at least
+# 30 / (30 × 0.94) - 0.005 = 1.059 s, so one message may arrive up to ~59 ms later, relative to
+# the 30th after it, before Telegram counts 31 in a second. A stall of the event loop spends
+# one slot of that (the message granted before it leaves together with the one granted right
+# after), leaving ~23 ms for the network. (A cap of N slots per second on top of 1/rate
+# spacing tolerates the same jitter at the same sustained rate, but lets denser bursts pass.)
+# Measured on the stand-in with exact windows: at ×1.0 16 429s and 16 msg/s (the whole bot
+# paused); at ×0.94 none, 28.1 msg/s.
+GLOBAL_HEADROOM = 0.94
+# Timers fire a millisecond or two late; restarting the spacing from each late grant would
+# lose ~5% of the pace, catching up without limit would burst after a stall. A grant up to
+# this late keeps to the planned grid; a later one restarts it from now.
+LATE_GRANT_SLACK = 0.005  # seconds
 # A whisker above Telegram's 1/s and 20/min, so network jitter never makes two sends arrive
 # closer together than the limit.
 PRIVATE_INTERVAL = 1.05  # seconds between messages to one private chat
 GROUP_INTERVAL = 3.1  # seconds between messages to a group or channel (20 per minute)
+# How long a chat's last slot counts for fairness; a chat idle longer ranks as never served,
+# and its state is dropped, so memory follows the chats active in the last minute.
+FAIRNESS_MEMORY = 60.0
+PRUNE_STEPS = 2  # idle chats looked at per slot granted (more than are created per slot)
 SEND_TIMEOUT = 30  # seconds for one Bot API call
 FLOOD_WINDOW = 5.0  # 429s for two different chats this close together: the bot as a whole
 REPLY_RETRY_LIMIT = 30  # a reply told to wait longer than this is not retried
@@ -52,6 +79,7 @@ TRANSIENT_PAUSE_AFTER = 3  # consecutive network/5xx failures before everything 
 TRANSIENT_PAUSE_MAX = 60.0
 
 Status = Literal["sent", "retry", "blocked", "rejected"]
+Ticket = TypeVar("Ticket")
 
 
 class Priority(IntEnum):
@@ -82,55 +110,261 @@ class Sender(Protocol):
     async def send(self, chat_id: int, html: str) -> SendResult: ...
 
 
-@dataclass(order=True)
-class _Waiter:
-    priority: int
-    seq: int
-    chat_id: int = field(compare=False)
-    granted: asyncio.Future[None] = field(compare=False)
+@dataclass(slots=True)
+class _Waiting(Generic[Ticket]):
+    seq: int  # arrival order over all chats
+    ticket: Ticket
+
+
+@dataclass(eq=False, slots=True)
+class _Lane(Generic[Ticket]):
+    """One chat: its waiting messages (a queue per priority) and when it may be sent to."""
+
+    chat_id: int
+    touched: float  # last grant or look by the pruner: lanes are kept in this order
+    queues: tuple[deque[_Waiting[Ticket]], ...] = field(
+        default_factory=lambda: tuple(deque() for _ in Priority)
+    )
+    free_at: float = 0.0  # the chat's own spacing, or a pause Telegram asked for
+    served_at: float = -math.inf  # its last slot; -inf: not in living memory
+    epoch: int = 0  # bumped at every re-filing; heap entries of older epochs are stale
+
+    def head(self) -> tuple[int, _Waiting[Ticket]] | None:
+        """The message this chat sends next, with its priority."""
+        for priority, queue in enumerate(self.queues):
+            if queue:
+                return priority, queue[0]
+        return None
+
+
+class SlotSchedule(Generic[Ticket]):
+    """Who may send next, and when: the pacer's decisions without I/O or a clock of its own.
+
+    A slot is granted every `interval` seconds at most, to a chat at most every
+    `chat_interval(chat)` seconds. Of the chats with a message waiting that may be sent to now,
+    the highest priority wins, then the chat served least recently (never, or longer ago than
+    `memory`, ranks first), then the one whose waiting message is oldest; within one chat
+    messages go in order. Chats are kept in two heaps (free now; waiting for their spacing), so
+    each decision costs O(log chats) however many are waiting.
+    """
+
+    def __init__(
+        self,
+        *,
+        interval: float,
+        private_interval: float = PRIVATE_INTERVAL,
+        group_interval: float = GROUP_INTERVAL,
+        memory: float = FAIRNESS_MEMORY,
+        slack: float = LATE_GRANT_SLACK,
+    ) -> None:
+        self.interval = interval
+        self.slack = slack
+        self._private_interval = private_interval
+        self._group_interval = group_interval
+        self._memory = memory
+        self._next_global = -math.inf
+        self._lanes: OrderedDict[int, _Lane[Ticket]] = OrderedDict()  # least touched first
+        # (priority, served_at, seq, epoch, chat) of chats that may be sent to now ...
+        self._free: list[tuple[int, float, int, int, int]] = []
+        # ... and (free_at, epoch, chat) of chats waiting for their spacing or a pause.
+        self._spaced: list[tuple[float, int, int]] = []
+        self._seq = itertools.count()
+        self._waiting = 0
+
+    def __len__(self) -> int:
+        """Messages waiting for a slot."""
+        return self._waiting
+
+    @property
+    def chats(self) -> int:
+        """Chats whose state is kept (waiting, recently served or paused)."""
+        return len(self._lanes)
+
+    def chat_interval(self, chat_id: int) -> float:
+        # Private chats have positive ids; groups and channels negative ones.
+        return self._private_interval if chat_id > 0 else self._group_interval
+
+    def add(self, chat_id: int, priority: Priority, ticket: Ticket, now: float) -> None:
+        """Queue a message for `chat_id`; `ticket` is handed back by `take` when it may go."""
+        lane = self._lane(chat_id, now)
+        before = lane.head()
+        lane.queues[priority].append(_Waiting(next(self._seq), ticket))
+        self._waiting += 1
+        if before is None or priority < before[0]:
+            self._file(lane, now)  # the chat's rank improved: file it again
+        self._prune(now, 1)
+
+    def remove(self, chat_id: int, ticket: Ticket, now: float) -> bool:
+        """Withdraw a waiting message (its sender gave up); False if it is not waiting."""
+        lane = self._lanes.get(chat_id)
+        if lane is None:
+            return False
+        for queue in lane.queues:
+            for waiting in queue:
+                if waiting.ticket == ticket:
+                    queue.remove(waiting)
+                    self._waiting -= 1
+                    self._file(lane, now)
+                    return True
+        return False
+
+    def hold(self, chat_id: int | None, until: float, now: float) -> None:
+        """Grant nothing to `chat_id` (with None: to anyone) before `until`."""
+        if chat_id is None:
+            self._next_global = max(self._next_global, until)
+            return
+        lane = self._lane(chat_id, now)
+        lane.free_at = max(lane.free_at, until)
+        self._file(lane, now)
+
+    def free_at(self, chat_id: int) -> float:
+        """When `chat_id` may be sent to next, by its own spacing or pause."""
+        lane = self._lanes.get(chat_id)
+        return -math.inf if lane is None else lane.free_at
+
+    def take(
+        self, now: float, alive: Callable[[Ticket], bool] = lambda _: True
+    ) -> tuple[int, Ticket] | float:
+        """The chat and ticket granted a slot at `now`, or the seconds until one may be.
+
+        Tickets for which `alive` is false (their sender gave up) are dropped without using
+        a slot. Returns `math.inf` when nothing is waiting.
+        """
+        while self._spaced and self._spaced[0][0] <= now:
+            _, epoch, chat_id = heapq.heappop(self._spaced)
+            lane = self._lanes.get(chat_id)
+            if lane is not None and lane.epoch == epoch:
+                self._file(lane, now)  # its spacing is over: among the free ones now
+        if now < self._next_global:
+            return self._next_global - now
+        while self._free:
+            *_, epoch, chat_id = heapq.heappop(self._free)
+            lane = self._lanes.get(chat_id)
+            if lane is None or lane.epoch != epoch:
+                continue  # stale: the chat was filed again since
+            head = lane.head()
+            if head is None:
+                continue
+            priority, waiting = head
+            lane.queues[priority].popleft()
+            self._waiting -= 1
+            if not alive(waiting.ticket):
+                self._file(lane, now)
+                continue
+            # On the planned grid if only a little late; after a longer delay (the loop was
+            # busy) afresh from now, so missed slots are never caught up in a burst. Any 31
+            # slots thus span at least 30 intervals - slack.
+            planned = self._next_global
+            self._next_global = (planned if now - planned <= self.slack else now) + self.interval
+            lane.served_at = now
+            lane.free_at = max(lane.free_at, now + self.chat_interval(chat_id))
+            lane.touched = now
+            self._lanes.move_to_end(chat_id)
+            self._file(lane, now)
+            self._prune(now, PRUNE_STEPS)
+            return chat_id, waiting.ticket
+        if self._spaced:
+            return self._spaced[0][0] - now
+        return math.inf
+
+    def _lane(self, chat_id: int, now: float) -> _Lane[Ticket]:
+        lane = self._lanes.get(chat_id)
+        if lane is None:
+            lane = self._lanes[chat_id] = _Lane(chat_id, touched=now)
+        return lane
+
+    def _file(self, lane: _Lane[Ticket], now: float) -> None:
+        """(Re)file a chat in the heap it belongs in; its older entries become stale."""
+        lane.epoch += 1
+        head = lane.head()
+        if head is None:
+            return
+        if lane.free_at > now:
+            heapq.heappush(self._spaced, (lane.free_at, lane.epoch, lane.chat_id))
+            return
+        # Forgetting old service keeps the order fair after the state of idle chats is dropped.
+        served = lane.served_at if now - lane.served_at < self._memory else -math.inf
+        priority, waiting = head
+        heapq.heappush(self._free, (priority, served, waiting.seq, lane.epoch, lane.chat_id))
+        if len(self._free) + len(self._spaced) > 4 * len(self._lanes) + 64:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop stale heap entries (many re-filings of the same chats, e.g. cancellations)."""
+        self._free = [e for e in self._free if self._current(e[4], e[3])]
+        self._spaced = [e for e in self._spaced if self._current(e[2], e[1])]
+        heapq.heapify(self._free)
+        heapq.heapify(self._spaced)
+
+    def _current(self, chat_id: int, epoch: int) -> bool:
+        lane = self._lanes.get(chat_id)
+        return lane is not None and lane.epoch == epoch
+
+    def _prune(self, now: float, steps: int) -> None:
+        """Forget up to `steps` chats idle for longer than `memory` (oldest first)."""
+        for _ in range(steps):
+            if not self._lanes:
+                return
+            chat_id, lane = next(iter(self._lanes.items()))
+            if now - lane.touched < self._memory:
+                return  # every other lane was touched more recently
+            if lane.head() is None and lane.free_at <= now:
+                del self._lanes[chat_id]
+            else:  # still waiting, or paused for long: look again later
+                lane.touched = now
+                self._lanes.move_to_end(chat_id)
 
 
 class Pacer:
-    """Grants send slots: at most `rate` per second overall and one per chat interval, the
-    highest priority first, oldest first within a priority."""
+    """Grants send slots: at most `rate × headroom` per second overall and one per chat
+    interval; the highest priority first, then the chat served least recently."""
 
     def __init__(
         self,
         *,
         rate: float = GLOBAL_RATE,
+        headroom: float = GLOBAL_HEADROOM,
         private_interval: float = PRIVATE_INTERVAL,
         group_interval: float = GROUP_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self._interval = 1.0 / rate
-        self._private_interval = private_interval
-        self._group_interval = group_interval
+        if not 0 < headroom <= 1:
+            raise ValueError("headroom must be in (0, 1]")
+        self._rate = rate
+        self._schedule: SlotSchedule[asyncio.Future[None]] = SlotSchedule(
+            interval=1.0 / (rate * headroom),
+            private_interval=private_interval,
+            group_interval=group_interval,
+        )
         self._clock = clock
-        self._next_global = 0.0
-        self._next_chat: dict[int, float] = {}
-        self._waiters: list[_Waiter] = []
-        self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._gate: asyncio.Task[None] | None = None
         self._last_flood: tuple[int, float] | None = None  # (chat, when) of the last 429
 
     @property
     def rate(self) -> float:
-        return 1.0 / self._interval
+        """Telegram's overall limit this pacer keeps under (messages per second)."""
+        return self._rate
+
+    @property
+    def pace(self) -> float:
+        """Slots granted per second at most, the limit less the headroom."""
+        return 1.0 / self._schedule.interval
+
+    @property
+    def waiting(self) -> int:
+        """Messages waiting for a slot."""
+        return len(self._schedule)
 
     def chat_interval(self, chat_id: int) -> float:
-        # Private chats have positive ids; groups and channels negative ones.
-        return self._private_interval if chat_id > 0 else self._group_interval
+        return self._schedule.chat_interval(chat_id)
 
     def pause(self, chat_id: int | None, seconds: float) -> None:
         """Hold a chat (or, with None, everything) for `seconds`, as Telegram asked."""
-        until = self._clock() + seconds
-        if chat_id is None:
-            self._next_global = max(self._next_global, until)
-        else:
-            self._next_chat[chat_id] = max(self._next_chat.get(chat_id, 0.0), until)
+        now = self._clock()
+        self._schedule.hold(chat_id, now + seconds, now)
         self._wake.set()
 
     def flood(self, chat_id: int, seconds: float) -> None:
@@ -146,46 +380,37 @@ class Pacer:
 
     def busy_until(self, chat_id: int) -> float:
         """Seconds until this chat may be sent to again (0 when free)."""
-        return max(0.0, self._next_chat.get(chat_id, 0.0) - self._clock())
+        return max(0.0, self._schedule.free_at(chat_id) - self._clock())
 
     async def acquire(self, chat_id: int, priority: Priority = Priority.BULK) -> None:
         """Wait for a slot to send one message to `chat_id`."""
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(int(priority), next(self._seq), chat_id, loop.create_future())
-        self._waiters.append(waiter)
+        granted = asyncio.get_running_loop().create_future()
+        self._schedule.add(chat_id, priority, granted, self._clock())
         if self._gate is None or self._gate.done():
             self._gate = asyncio.create_task(self._grant(), name="pacer")
         self._wake.set()
         try:
-            await waiter.granted
+            await granted
         except asyncio.CancelledError:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            self._schedule.remove(chat_id, granted, self._clock())
             raise
 
     async def _grant(self) -> None:
         """Hand out slots while anyone waits; sleeps between slots, wakes for news."""
-        while self._waiters:
+        while len(self._schedule):
             self._wake.clear()
-            now = self._clock()
-            wait = self._next_global - now
-            if wait <= 0:
-                ready = [w for w in self._waiters if self._next_chat.get(w.chat_id, 0.0) <= now]
-                if ready:
-                    chosen = min(ready)
-                    self._waiters.remove(chosen)
-                    self._next_global = max(now, self._next_global) + self._interval
-                    self._next_chat[chosen.chat_id] = now + self.chat_interval(chosen.chat_id)
-                    if not chosen.granted.done():
-                        chosen.granted.set_result(None)
-                    continue
-                wait = min(self._next_chat.get(w.chat_id, 0.0) for w in self._waiters) - now
+            taken = self._schedule.take(self._clock(), alive=_not_done)
+            if isinstance(taken, tuple):
+                taken[1].set_result(None)
+                continue
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(wait, 0.001)):
+                async with asyncio.timeout(max(min(taken, 3600.0), 0.001)):
                     await self._wake.wait()
-        self._next_chat = {
-            chat: moment for chat, moment in self._next_chat.items() if moment > self._clock()
-        }
+
+
+def _not_done(future: asyncio.Future[None]) -> bool:
+    # A sender cancelled while waiting: its slot goes to the next one.
+    return not future.done()
 
 
 class PacingMiddleware(BaseRequestMiddleware):
