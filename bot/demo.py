@@ -1,12 +1,15 @@
 """`dozor demo`: the real pipeline, offline, on bundled sample posts, printed to the terminal.
 
 Posts are read by the jsonl source, matched, stored in a temporary SQLite database and sent
-by the outbox worker — only the last hop, the Bot API, is replaced by the terminal.
+by the outbox worker — only the last hop, the Bot API, is replaced by the terminal. The sample
+posts are days old, so the demo's source counts as watched since the oldest of them: like a
+service that was running when they were posted, it alerts on all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 from datetime import UTC, datetime, time
 from importlib import resources
@@ -32,6 +35,19 @@ def sample_posts_path() -> Path:
     return Path(str(resources.files("bot") / "samples" / "posts.jsonl"))
 
 
+def oldest_date(path: Path) -> datetime | None:
+    """The earliest `date` among the file's JSON lines (lines without one are skipped)."""
+    dates: list[datetime] = []
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            try:
+                date = datetime.fromisoformat(json.loads(line)["date"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            dates.append(date if date.tzinfo else date.replace(tzinfo=UTC))
+    return min(dates, default=None)
+
+
 async def run_demo(posts: Path | None = None, tz_name: str = "Europe/Moscow") -> int:
     """Run the demo and print alerts and digests; returns an exit status."""
     path = posts or sample_posts_path()
@@ -51,7 +67,11 @@ async def run_demo(posts: Path | None = None, tz_name: str = "Europe/Moscow") ->
             ready = asyncio.Event()
             ingest = Ingest(storage, matcher, ready)
             source = JsonlSource(str(path), follow=False)
-            source_id = await storage.ensure_source(source.spec.text, "jsonl")
+            # Watched since its oldest post: without that, the first-read rule would store
+            # the days-old samples without a single alert.
+            source_id = await storage.ensure_source(
+                source.spec.text, "jsonl", added_at=oldest_date(path)
+            )
             await source.run(SourceFeed(ingest, storage, source_id))
             print(f"\nRead {await storage.count_posts()} posts from {path.name}; alerts follow.")
 

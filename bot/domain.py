@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 # Keep newlines and tabs; drop other control characters Telegram and SQLite choke on.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u2028\u2029\ufeff]")
 MAX_POST_CHARS = 100_000
+MAX_TITLE_CHARS = 200  # a channel's, feed's or account's name, as shown in alerts
 
 
 def clean_text(text: str, *, limit: int = MAX_POST_CHARS) -> str:
@@ -18,6 +19,14 @@ def clean_text(text: str, *, limit: int = MAX_POST_CHARS) -> str:
     text = text.encode("utf-8", "replace").decode("utf-8")
     text = _CONTROL_RE.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
     return unicodedata.normalize("NFC", text[:limit])
+
+
+def clean_title(title: str | None) -> str | None:
+    """A human name from a source (untrusted) as one bounded line; None when it is blank."""
+    if title is None:
+        return None
+    line = " ".join(clean_text(title, limit=MAX_TITLE_CHARS * 4).split())
+    return line[:MAX_TITLE_CHARS].rstrip() or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,10 @@ class SourceInfo:
     # The longest gap between its recent posts (None until there are enough to tell): a
     # source silent for much longer than that is worth a look.
     usual_gap: timedelta | None = None
+    title: str | None = None  # its human name, as its latest post carried it
+    # Set while its last outcome was a problem a retry will not fix soon (SourceStopped).
+    stopped_at: datetime | None = None
+    failing_since: datetime | None = None  # the first failure of the current streak
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +89,8 @@ class Post:
     forwarded_from: str | None = None  # where a forwarded post came from (a name or link)
     views: int | None = None
     media_count: int = 0  # photos/videos in the post or album
+    # The channel's human name (a Telegram title, a feed's title, an X display name).
+    channel_title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

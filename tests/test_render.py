@@ -132,8 +132,10 @@ def _stored(
     edited: bool = False,
     deleted: bool = False,
     date: datetime = DATE,
+    title: str | None = None,
 ) -> StoredPost:
-    return StoredPost(1, Post("jsonl", channel, "1", date, text, url, edited), deleted=deleted)
+    post = Post("jsonl", channel, "1", date, text, url, edited, channel_title=title)
+    return StoredPost(1, post, deleted=deleted)
 
 
 def _render(
@@ -500,3 +502,19 @@ def test_hostile_bursts_fit_and_keep_every_link(text: str) -> None:
 
 def test_html_length_counts_what_the_chat_shows() -> None:
     assert html_length('<b>a&amp;b</b> <a href="https://x.y/?a=1&amp;b=2">🚀</a>') == 6
+
+
+def test_the_header_names_the_channel_by_its_title() -> None:
+    # Two Google Alerts feeds share a host (the channel key); their titles tell them apart.
+    for title in ("Google Alert - Oreshnik", "Google Alert - INF Treaty"):
+        _, shown = _render("Oreshnik", channel="google.com", title=title)
+        assert _header(shown).splitlines()[1] == f"{title} · jsonl · 2026-11-20 06:30 UTC"
+    _, untitled = _render("Oreshnik", channel="google.com")
+    assert _header(untitled).splitlines()[1].startswith("google.com · jsonl · ")
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_TEXTS)
+def test_a_hostile_title_is_escaped_in_the_header(hostile: str) -> None:
+    _, shown = _render("Oreshnik launched", title=hostile)
+    assert _header(shown).startswith(f"🔔 Oreshnik\n{hostile} · jsonl · ")
+    assert shown.bold == ["Oreshnik"]

@@ -29,6 +29,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
+from bot.delivery.render import source_label
 from bot.domain import MAX_POST_CHARS
 from bot.ingest import Matcher
 from bot.sources.base import RetryLater, SourceStopped
@@ -60,6 +61,8 @@ ISKANDER, MORATORIUM, ORESHNIK, NATO, NEW_START = (
 )
 NEWS_IN_DATE_ORDER = [ISKANDER, MORATORIUM, ORESHNIK, NATO, NEW_START]
 DARK_EAGLE = entry_id("dh-news-48230")  # the story news-updated.rss adds
+NEWS_TITLE = "Оборонный вестник / Defence Herald"  # news.rss's own <title>
+A_DAY_LATER = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)  # ISKANDER, MORATORIUM: over a day old
 
 
 def _doc(name: str) -> bytes:
@@ -74,10 +77,10 @@ def _item(title: str, link: str, description: str, date: datetime | None = None)
     )
 
 
-def _rss(*items: str) -> bytes:
+def _rss(*items: str, title: str = "Generated") -> bytes:
     return (
         '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
-        "<title>Generated</title><link>https://gen.example/</link><description>d</description>"
+        f"<title>{title}</title><link>https://gen.example/</link><description>d</description>"
         + "".join(items)
         + "</channel></rss>"
     ).encode()
@@ -164,9 +167,10 @@ def _source(
 
 
 async def _feed(
-    storage: Storage, source: RssSource, *, fail_on: str | None = None
+    storage: Storage, source: RssSource, *, fail_on: str | None = None, added_at: datetime = NOW
 ) -> RecordingFeed:
-    source_id = await storage.ensure_source(source.spec.text, "rss")
+    """The real feed of a source first added at `added_at` (a later call keeps that time)."""
+    source_id = await storage.ensure_source(source.spec.text, "rss", added_at=added_at)
     matcher = Matcher(storage)
     await matcher.refresh()
     return RecordingFeed(storage, source_id, matcher, fail_on=fail_on)
@@ -180,10 +184,11 @@ async def _poll(
     now: datetime = NOW,
     fetch_timeout: float = 5.0,
     fail_on: str | None = None,
+    added_at: datetime = NOW,
 ) -> RecordingFeed:
     """One poll by a brand-new source object, as after a restart."""
     source = _source(site, name, now=now, timeout=fetch_timeout)
-    feed = await _feed(storage, source, fail_on=fail_on)
+    feed = await _feed(storage, source, fail_on=fail_on, added_at=added_at)
     await source.run(feed)
     return feed
 
@@ -602,44 +607,73 @@ async def test_a_crash_while_storing_loses_nothing_and_repeats_nothing(
     assert site.headers_of("news")[-1].get("If-None-Match") is not None
 
 
-async def test_first_run_delivers_only_the_last_day(storage: Storage, site: FakeFeedSite) -> None:
-    site.serve("news", _doc("news.rss"))
-    a_day_later = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-    feed = await _poll(storage, site, now=a_day_later)
-    assert feed.delivered == [ORESHNIK, NATO, NEW_START]  # ISKANDER and MORATORIUM are older
-    assert sorted(await _seen(storage, site)) == sorted(NEWS_IN_DATE_ORDER)
-
-    site.serve("news", _doc("news-updated.rss"))
-    feed = await _poll(storage, site, now=a_day_later)
-    assert feed.delivered == [DARK_EAGLE]  # the old ones stay undelivered
-    assert await storage.get_post("rss", CHANNEL, ISKANDER) is None
+async def _subscribe_to_news(storage: Storage) -> None:
+    """A subscriber for an old story (ISKANDER) and for two of the last day's."""
+    await storage.upsert_subscriber(7, "analyst")
+    for query in ("Искандер", "Орешник", "9M729"):
+        await storage.add_subscription(7, query)
 
 
-async def test_a_crash_on_the_first_run_does_not_release_old_entries(
+async def _alerted(storage: Storage) -> set[str]:
+    pending = await storage.pending_messages(datetime.now(UTC) + timedelta(days=1))
+    return {message.post.post.post_id for message in pending if message.post}
+
+
+async def test_a_new_feed_alerts_only_on_its_last_day_and_keeps_the_archive_searchable(
     storage: Storage, site: FakeFeedSite
 ) -> None:
+    await _subscribe_to_news(storage)
     site.serve("news", _doc("news.rss"))
-    a_day_later = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-    source = _source(site, "news", now=a_day_later)
-    crashed = await _feed(storage, source, fail_on=NATO)
+    feed = await _poll(storage, site, now=A_DAY_LATER, added_at=A_DAY_LATER)
+    assert feed.delivered == NEWS_IN_DATE_ORDER  # all stored ...
+    assert await _alerted(storage) == {ORESHNIK, NATO}  # ... ISKANDER is old news
+    found = await storage.search_posts(["Искандер"])
+    assert [stored.post.post_id for stored in found] == [ISKANDER]
+
+    site.serve("news", _doc("news-updated.rss"))
+    feed = await _poll(storage, site, now=A_DAY_LATER, added_at=A_DAY_LATER)
+    assert feed.delivered == [DARK_EAGLE]  # the old ones are not delivered again
+    assert await _alerted(storage) == {ORESHNIK, NATO}
+
+
+async def test_a_feed_watched_for_long_alerts_on_everything_it_missed(
+    storage: Storage, site: FakeFeedSite
+) -> None:
+    # Added long ago, read before the stories were published, then down for a day.
+    await _subscribe_to_news(storage)
+    site.serve("news", _doc("rss091.xml"), "application/xml")
+    await _poll(storage, site, added_at=NOW - timedelta(days=30))
+    site.serve("news", _doc("news.rss"))
+    await _poll(storage, site, now=A_DAY_LATER + timedelta(days=1))
+    assert await _alerted(storage) == {ISKANDER, ORESHNIK, NATO}
+
+
+async def test_a_crash_on_the_first_run_loses_nothing_and_releases_no_old_alert(
+    storage: Storage, site: FakeFeedSite
+) -> None:
+    await _subscribe_to_news(storage)
+    site.serve("news", _doc("news.rss"))
+    source = _source(site, "news", now=A_DAY_LATER)
+    crashed = await _feed(storage, source, fail_on=NATO, added_at=A_DAY_LATER)
     with pytest.raises(RuntimeError):
         await source.run(crashed)
-    assert crashed.delivered == [ORESHNIK]
-    feed = await _poll(storage, site, now=a_day_later)
+    assert crashed.delivered == [ISKANDER, MORATORIUM, ORESHNIK]
+    feed = await _poll(storage, site, now=A_DAY_LATER)
     assert feed.delivered == [NATO, NEW_START]
-    assert await storage.count_posts() == 3
+    assert await storage.count_posts() == 5
+    assert await _alerted(storage) == {ORESHNIK, NATO}
 
 
 async def test_an_unreadable_cursor_means_a_first_run(
     storage: Storage, site: FakeFeedSite, caplog: pytest.LogCaptureFixture
 ) -> None:
     site.serve("news", _doc("news.rss"))
-    source = _source(site, "news", now=datetime(2026, 11, 27, 10, 0, tzinfo=UTC))
+    source = _source(site, "news", now=A_DAY_LATER)
     feed = await _feed(storage, source)
     await feed.advance("not json")
     with caplog.at_level(logging.WARNING, logger="bot.sources.rss"):
         await source.run(feed)
-    assert feed.delivered == [ORESHNIK, NATO, NEW_START]
+    assert feed.delivered == NEWS_IN_DATE_ORDER
     assert any("unreadable" in r.getMessage() for r in caplog.records)
 
 
@@ -668,8 +702,9 @@ async def test_a_huge_document_is_read_up_to_the_entry_limit(
     ]
     site.serve("big", _rss(*items))
     with caplog.at_level(logging.WARNING, logger="bot.sources.rss"):
-        feed = await _poll(storage, site, "big", now=NOW + timedelta(days=2))  # all are old
-    assert feed.delivered == []
+        feed = await _poll(storage, site, "big")
+    assert len(feed.delivered) == MAX_ENTRIES
+    assert await storage.count_posts() == MAX_ENTRIES
     seen = await _seen(storage, site, "big")
     assert seen == [entry_id(f"https://gen.example/{n}") for n in range(MAX_ENTRIES)]
     assert any(f"only the first {MAX_ENTRIES}" in r.getMessage() for r in caplog.records)
@@ -811,3 +846,80 @@ def test_a_source_names_its_host_and_channel() -> None:
     assert isinstance(source, PolledSource)
     with pytest.raises(ValueError, match="positive"):
         RssSource("https://feeds.example/rss", interval=0)
+
+
+# --- names and problems ----------------------------------------------------------------------
+
+
+async def test_entries_are_labelled_with_the_feeds_title(
+    storage: Storage, site: FakeFeedSite
+) -> None:
+    site.serve("news", _doc("news.rss"))
+    await _poll(storage, site)
+    stored = await storage.get_post("rss", CHANNEL, NEW_START)
+    assert stored is not None
+    assert stored.post.channel_title == NEWS_TITLE
+    assert source_label(stored, UTC) == f"{NEWS_TITLE} · rss · 2026-11-26 17:20 UTC"
+    (info,) = await storage.list_sources()
+    assert info.title == NEWS_TITLE
+
+
+async def test_two_alert_feeds_of_one_host_are_told_apart(
+    storage: Storage, site: FakeFeedSite
+) -> None:
+    # Two Google Alerts feeds: one host (one channel key), two names.
+    for number, topic in ((1, "Oreshnik"), (2, "INF <Treaty> &amp; more")):
+        item = _item(topic, f"https://gen.example/{number}", f"About {topic}", NOW)
+        site.serve(f"alert{number}", _rss(item, title=f"Google Alert - {topic}"))
+        await _poll(storage, site, f"alert{number}")
+    labels = set()
+    for number in (1, 2):
+        stored = await storage.get_post("rss", CHANNEL, entry_id(f"https://gen.example/{number}"))
+        assert stored is not None
+        labels.add(source_label(stored, UTC).split(" · ")[0])
+    assert labels == {"Google Alert - Oreshnik", "Google Alert - INF & more"}
+
+
+@pytest.mark.parametrize(
+    ("title", "shown"),
+    [
+        ("  Defence\n\tHerald\u200b  ", "Defence Herald"),
+        ("<b>Bold</b> &amp; <script>x()</script>brave", "Bold & brave"),
+        ("Я" * 500, "Я" * 200),
+        ("   ", None),
+    ],
+)
+def test_a_feed_title_is_cleaned_to_one_bounded_line(title: str, shown: str | None) -> None:
+    item = _item("t", "https://gen.example/1", "d", NOW)
+    body = _rss(item, title=f"<![CDATA[{title}]]>")
+    assert parse_feed(body, url="https://gen.example/", content_type=None, now=NOW).title == shown
+
+
+async def test_a_malformed_feed_is_logged_once_per_problem(
+    storage: Storage, site: FakeFeedSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = _source(site, "news")
+    feed = await _feed(storage, source)
+    broken = _doc("news.rss").replace(b"<ttl>10</ttl>", b"<ttl>10</tll>")
+    other = _doc("news.rss").replace(b"&amp;", b"&nbsp;", 1)
+
+    async def poll(body: bytes) -> list[str]:
+        site.serve("news", body)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="bot.sources.rss"):
+            await source.run(feed)
+        return [r.getMessage() for r in caplog.records if "well-formed" in r.getMessage()]
+
+    assert len(await poll(broken)) == 1
+    # The same problem on every poll, though new entries move it down the document.
+    for number in range(3):
+        item = _item(f"N{number}", f"https://gen.example/{number}", "d", NOW).encode()
+        grown = broken.replace(b"<item>", item + b"\n<item>", 1)
+        broken = grown.replace(b"<channel>", b"<channel>\n", 1)
+        assert await poll(broken) == []
+    (changed,) = await poll(other)
+    assert "(undefined entity at line 32)" in changed
+    assert await poll(_doc("news.rss")) == [
+        f"rss {site.url('news')}: the feed is well-formed again"
+    ]
+    assert len(await poll(broken)) == 1

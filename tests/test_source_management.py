@@ -19,7 +19,7 @@ from bot.app import build_dispatcher
 from bot.config import Settings
 from bot.domain import SourceInfo
 from bot.ingest import Ingest, Matcher
-from bot.sources.health import ago, warning
+from bot.sources.health import ago, describe, warning
 from bot.sources.links import find_sources, parse_source
 from bot.sources.manager import SourceManager
 from bot.sources.registry import build_source
@@ -118,6 +118,19 @@ async def test_manager_follows_the_database(storage: Storage, tmp_path: Path) ->
     assert await storage.count_posts() == 1
     x_source = next(i for i in await storage.list_sources() if i.kind == "x")
     assert "X_BEARER_TOKEN is not set" in (x_source.last_error or "")
+    # Nothing reads it until the settings change: flagged at once, not after three tries.
+    assert x_source.stopped_at is not None
+    assert "stopped: x:@SokovNikolai: X_BEARER_TOKEN is not set" in (
+        warning(x_source, datetime.now(UTC)) or ""
+    )
+    # A followed file reports no completed reads: a stored post shows that reading works.
+    jsonl_source = next(i for i in await storage.list_sources() if i.kind == "jsonl")
+    for _ in range(200):
+        if jsonl_source.last_ok_at is not None:
+            break
+        await asyncio.sleep(0.02)
+        jsonl_source = next(i for i in await storage.list_sources() if i.kind == "jsonl")
+    assert jsonl_source.last_ok_at is not None
     await storage.remove_source(f"jsonl:{posts}")
     await manager.sync()
     assert manager.running == []
@@ -157,13 +170,14 @@ async def test_polled_sources_share_the_poller(storage: Storage) -> None:
         storage,
         Ingest(storage, Matcher(storage), asyncio.Event()),
         lambda spec: build_source(spec, options),
+        start_spread=0.5,  # the service spreads first polls over 30 s; a test need not wait
     )
     try:
         for name in ("one", "two"):
             await storage.add_source(f"rss:{base}/{name}.xml", "rss", origin="cli")
         await manager.sync()
         assert manager.running == [f"rss:{base}/one.xml", f"rss:{base}/two.xml"]
-        for _ in range(3000):  # first polls are spread over up to 30 s; usually far sooner
+        for _ in range(6000):  # a generous bound: first polls come within 0.5 s
             if len(hits) == 2:
                 break
             await asyncio.sleep(0.01)
@@ -311,12 +325,12 @@ async def test_a_stopped_source_is_reported_once_and_not_retried_in_a_loop() -> 
                 raise asyncio.CancelledError
             raise SourceStopped("the session was revoked; run `dozor login`")
 
-    errors: list[str] = []
+    errors: list[tuple[str, bool]] = []
     reports: list[tuple[str, str]] = []
     sleeps: list[float] = []
 
-    async def on_error(text: str) -> None:
-        errors.append(text)
+    async def on_error(text: str, stopped: bool) -> None:
+        errors.append((text, stopped))
 
     async def on_stopped(spec: str, text: str) -> None:
         reports.append((spec, text))
@@ -327,7 +341,7 @@ async def test_a_stopped_source_is_reported_once_and_not_retried_in_a_loop() -> 
     source = Revoked()
     with pytest.raises(asyncio.CancelledError):
         await supervise(source, None, on_error, on_stopped=on_stopped, sleep=sleep)  # type: ignore[arg-type]
-    assert len(errors) == 3
+    assert errors == [("SourceStopped: the session was revoked; run `dozor login`", True)] * 3
     assert reports == [("telegram:@milinfolive", "the session was revoked; run `dozor login`")]
     assert sleeps == [STOPPED_DELAY] * 3
 
@@ -357,3 +371,86 @@ def test_login_without_credentials_names_the_settings(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "TG_API_ID and TG_API_HASH must be set" in result.stderr
+
+
+HEALTH_NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("changes", "line", "flag"),
+    [
+        (
+            {},
+            "telegram:@x — last post 2 h ago, 5 in 24 h; read OK just now",
+            None,
+        ),
+        (
+            {"title": "Военный осведомитель"},
+            "Военный осведомитель (telegram:@x) — last post 2 h ago, 5 in 24 h; read OK just now",
+            None,
+        ),
+        (
+            {"last_ok_at": None},
+            "telegram:@x — last post 2 h ago, 5 in 24 h",
+            None,
+        ),
+        (  # stopped: flagged at the first failure
+            {
+                "last_ok_at": HEALTH_NOW - timedelta(days=3),
+                "failures": 1,
+                "last_error": "XAuthError: X API refused the token (HTTP 401)",
+                "last_error_at": HEALTH_NOW - timedelta(minutes=5),
+                "failing_since": HEALTH_NOW - timedelta(hours=1, minutes=18),
+                "stopped_at": HEALTH_NOW - timedelta(hours=1, minutes=18),
+            },
+            "telegram:@x — last post 2 h ago, 5 in 24 h; stopped since 10:42 UTC:"
+            " XAuthError: X API refused the token (HTTP 401); last read OK 3 days ago",
+            "stopped: XAuthError: X API refused the token (HTTP 401)",
+        ),
+        (  # failing, not yet flagged
+            {
+                "last_ok_at": HEALTH_NOW - timedelta(hours=2),
+                "failures": 1,
+                "last_error": "FetchError: HTTP 502",
+                "last_error_at": HEALTH_NOW - timedelta(minutes=1),
+                "failing_since": HEALTH_NOW - timedelta(minutes=1),
+            },
+            "telegram:@x — last post 2 h ago, 5 in 24 h; failing since 11:59 UTC:"
+            " FetchError: HTTP 502, once; last read OK 2 h ago",
+            None,
+        ),
+        (  # failing since yesterday, flagged from the third failure
+            {
+                "last_ok_at": HEALTH_NOW - timedelta(hours=30),
+                "failures": 3,
+                "last_error": "FetchError: HTTP 502",
+                "last_error_at": HEALTH_NOW - timedelta(minutes=1),
+                "failing_since": HEALTH_NOW - timedelta(hours=29),
+            },
+            "telegram:@x — last post 2 h ago, 5 in 24 h; failing since 26 Nov 07:00 UTC:"
+            " FetchError: HTTP 502, 3 times in a row; last read OK 30 h ago",
+            "failing (3 times in a row): FetchError: HTTP 502",
+        ),
+    ],
+    ids=["healthy", "titled", "not-read-yet", "stopped", "failing-once", "failing"],
+)
+def test_a_source_reads_as_healthy_failing_or_stopped(
+    changes: dict[str, object], line: str, flag: str | None
+) -> None:
+    info = _info(**changes)
+    assert describe(info, HEALTH_NOW) == line
+    assert warning(info, HEALTH_NOW) == flag
+    assert "read OK just now" not in line or not info.failures
+
+
+def test_times_of_day_follow_the_service_time_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    info = _info(
+        failures=1,
+        last_error="FetchError: HTTP 502",
+        stopped_at=HEALTH_NOW - timedelta(minutes=18),
+        failing_since=HEALTH_NOW - timedelta(minutes=18),
+    )
+    moscow = describe(info, HEALTH_NOW, ZoneInfo("Europe/Moscow"))
+    assert "stopped since 14:42 MSK: FetchError: HTTP 502" in moscow

@@ -47,7 +47,7 @@ async def test_migrations_create_schema_once(tmp_path: Path) -> None:
         "outbox",
     } <= tables
     assert mode == "wal"
-    assert versions == [(1,), (2,)]
+    assert versions == [(1,), (2,), (3,)]
 
 
 async def test_same_post_twice_is_stored_and_alerted_once(storage: Storage) -> None:
@@ -205,11 +205,82 @@ async def test_a_source_that_works_again_is_no_longer_failing(storage: Storage) 
         await storage.record_source_error(source_id, "FetchError: 502")
     (info,) = await storage.list_sources()
     assert info.failures == 3
-    await storage.save_post(_post("1"), [], source_id=source_id, cursor='{"last_id": 1}')
+    assert info.failing_since is not None
+    await storage.record_source_ok(source_id)
     (info,) = await storage.list_sources()
-    assert info.failures == 0
+    assert (info.failures, info.failing_since, info.stopped_at) == (0, None, None)
+    assert info.last_ok_at is not None
     assert info.last_error == "FetchError: 502"  # still shown, as the last error seen
-    await storage.record_source_error(source_id, "FetchError: 502")
-    await storage.set_cursor(source_id, '{"last_id": 2}')
+
+
+async def test_a_cursor_written_mid_read_says_nothing_about_health(storage: Storage) -> None:
+    # An X account looked up (its cursor kept), then its timeline refused: the source must
+    # read as failing, not as "read OK just now".
+    source_id = await storage.ensure_source("x:@SokovNikolai", "x")
+    await storage.record_source_error(source_id, "XApiError: HTTP 500")
+    await storage.set_cursor(source_id, '{"user_id": "1"}')
+    await storage.save_post(_post("1"), [], source_id=source_id, cursor='{"user_id": "2"}')
     (info,) = await storage.list_sources()
-    assert info.failures == 0
+    assert (info.failures, info.last_ok_at) == (1, None)
+    assert await storage.get_cursor(source_id) == '{"user_id": "2"}'
+
+
+async def test_a_stopped_source_stays_stopped_until_a_read_succeeds(storage: Storage) -> None:
+    source_id = await storage.ensure_source("x:@SokovNikolai", "x")
+    await storage.record_source_error(source_id, "XAuthError: HTTP 401", stopped=True)
+    (first,) = await storage.list_sources()
+    assert first.stopped_at is not None
+    await storage.record_source_error(source_id, "XAuthError: HTTP 401", stopped=True)
+    (again,) = await storage.list_sources()
+    assert again.stopped_at == first.stopped_at  # stopped since the first refusal
+    assert again.failing_since == first.failing_since
+    await storage.record_source_error(source_id, "FetchError: timeout")  # not stopped now
+    (flaky,) = await storage.list_sources()
+    assert (flaky.stopped_at, flaky.failures) == (None, 3)
+    await storage.record_source_error(source_id, "XAuthError: HTTP 401", stopped=True)
+    await storage.record_source_ok(source_id)
+    (healthy,) = await storage.list_sources()
+    assert (healthy.stopped_at, healthy.failures) == (None, 0)
+
+
+async def test_a_removed_source_added_again_is_watched_from_then(storage: Storage) -> None:
+    long_ago = datetime(2026, 1, 1, tzinfo=UTC)
+    source_id = await storage.ensure_source("tgweb:milinfolive", "tgweb", added_at=long_ago)
+    assert await storage.source_added_at(source_id) == long_ago
+    await storage.record_source_error(source_id, "NoPreviewError: none", stopped=True)
+    assert await storage.remove_source("tgweb:milinfolive")
+    assert await storage.add_source("tgweb:milinfolive", "tgweb", origin="chat")
+    added = await storage.source_added_at(source_id)
+    assert added is not None
+    assert added > long_ago
+    (info,) = await storage.list_sources()
+    assert (info.stopped_at, info.failing_since, info.failures) == (None, None, 0)
+
+
+async def test_the_channel_title_is_stored_shown_with_alerts_and_kept_for_the_source(
+    storage: Storage,
+) -> None:
+    match = await _subscribe(storage, 1, "Oreshnik")
+    source_id = await storage.ensure_source("rss:https://www.google.com/alerts/feeds/1/2", "rss")
+    post = replace(_post(), channel="google.com", channel_title="Google Alert - Oreshnik")
+    await storage.save_post(post, [match], source_id=source_id, cursor="{}")
+    stored = await storage.get_post("jsonl", "google.com", "1")
+    assert stored is not None
+    assert stored.post.channel_title == "Google Alert - Oreshnik"
+    (pending,) = await storage.pending_messages(datetime.now(UTC))
+    assert pending.post is not None
+    assert pending.post.post.channel_title == "Google Alert - Oreshnik"
+    (entry,) = await storage.digest_entries(1, NOW - timedelta(days=1), datetime.now(UTC))
+    assert entry.post.post.channel_title == "Google Alert - Oreshnik"
+    (info,) = await storage.list_sources()
+    assert info.title == "Google Alert - Oreshnik"
+
+    # A read without a name keeps the one known; a renamed feed shows its new name.
+    await storage.save_post(replace(post, channel_title=None), [], source_id=source_id)
+    assert (await storage.list_sources())[0].title == "Google Alert - Oreshnik"
+    renamed = replace(post, channel_title="Google Alert - Орешник")
+    await storage.save_post(renamed, [], source_id=source_id)
+    stored = await storage.get_post("jsonl", "google.com", "1")
+    assert stored is not None
+    assert stored.post.channel_title == "Google Alert - Орешник"
+    assert (await storage.list_sources())[0].title == "Google Alert - Орешник"

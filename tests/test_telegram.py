@@ -43,6 +43,7 @@ CHANNEL_ID = 1_234_567
 ACCESS_HASH = 987_654_321
 NAME = "milinfo"
 SPEC = f"telegram:@{NAME}"
+TITLE = "Military Informant"  # the channel's name, as Telegram gives it
 DATE = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
@@ -56,11 +57,12 @@ def _msg(
     fwd_from: Any = None,
     views: int | None = None,
     channel_id: int = CHANNEL_ID,
+    date: datetime | None = None,
 ) -> Any:
     return types.Message(
         id=message_id,
         peer_id=types.PeerChannel(channel_id),
-        date=DATE + timedelta(minutes=message_id),
+        date=date or DATE + timedelta(minutes=message_id),
         message=text,
         post=True,
         grouped_id=grouped_id,
@@ -81,8 +83,11 @@ def _service(message_id: int) -> Any:
     )
 
 
-async def _feed(storage: Storage, fail_on: str | None = None) -> RecordingFeed:
-    source_id = await storage.ensure_source(SPEC, "telegram")
+async def _feed(
+    storage: Storage, fail_on: str | None = None, added_at: datetime = DATE
+) -> RecordingFeed:
+    """The real feed of the channel first added at `added_at` (later calls keep that time)."""
+    source_id = await storage.ensure_source(SPEC, "telegram", added_at=added_at)
     matcher = Matcher(storage)
     await matcher.refresh()
     return RecordingFeed(storage, source_id, matcher, fail_on)
@@ -118,6 +123,7 @@ class FakeGateway:
         self.history: dict[int, Any] = {int(m.id): m for m in history}
         self.member = member
         self.resolves = 0
+        self.titles_asked = 0
         self.joins = 0
         self.catch_ups = 0  # completed reads of the history
         self.lookups: list[list[int]] = []
@@ -134,7 +140,11 @@ class FakeGateway:
         self.resolves += 1
         if self.resolve_errors:
             raise self.resolve_errors.pop(0)
-        return ChannelRef(CHANNEL_ID, ACCESS_HASH, self.member)
+        return ChannelRef(CHANNEL_ID, ACCESS_HASH, self.member, TITLE)
+
+    async def title(self, channel: ChannelRef) -> str | None:
+        self.titles_asked += 1
+        return TITLE
 
     async def latest_id(self, channel: ChannelRef) -> int:
         return max(self.history, default=0)
@@ -212,7 +222,7 @@ async def _running(
 async def _followed_from(storage: Storage, last_id: int) -> None:
     """A cursor as a previous run leaves it: channel resolved and joined, read to `last_id`."""
     feed = await _feed(storage)
-    cursor = TelegramCursor(last_id, CHANNEL_ID, ACCESS_HASH, joined=True)
+    cursor = TelegramCursor(last_id, CHANNEL_ID, ACCESS_HASH, joined=True, title=TITLE)
     await feed.advance(cursor.dump())
 
 
@@ -298,8 +308,10 @@ async def _never_connect() -> TelegramGateway:
 
 
 def test_cursor_round_trips_and_survives_garbage() -> None:
-    cursor = TelegramCursor(10, CHANNEL_ID, ACCESS_HASH, joined=True)
+    cursor = TelegramCursor(10, CHANNEL_ID, ACCESS_HASH, joined=True, title=TITLE)
     assert TelegramCursor.load(cursor.dump()) == cursor
+    old = '{"last_id": 10, "channel_id": 1, "access_hash": 2, "joined": true}'
+    assert TelegramCursor.load(old).title is None  # saved before names were kept
     assert json.loads(cursor.dump())["last_id"] == 10
     for garbage in (None, "", "{", "42", '{"last_id": "x"}', '{"channel_id": [1]}'):
         assert TelegramCursor.load(garbage) == TelegramCursor()
@@ -546,7 +558,9 @@ async def test_username_is_resolved_once_across_restarts(storage: Storage) -> No
         "channel_id": CHANNEL_ID,
         "access_hash": ACCESS_HASH,
         "joined": True,
+        "title": TITLE,
     }
+    assert gateway.titles_asked == 0  # resolving gave the name
 
 
 async def test_a_channel_already_joined_is_not_joined_again(storage: Storage) -> None:
@@ -639,3 +653,129 @@ async def test_telethon_gateway_routes_real_updates_for_its_channel_only(
     assert (album.deleted, album.post.media_count) == (True, 3)
     unsubscribe()
     assert client.list_event_handlers() == []
+
+
+# --- the first read, names, health -----------------------------------------------------------
+
+
+async def test_an_old_post_edited_after_the_channel_was_added_raises_no_alert(
+    storage: Storage,
+) -> None:
+    await _subscribe(storage, 1, "Oreshnik")
+    added = DATE + timedelta(days=3)
+    feed = await _feed(storage, added_at=added)
+    cursor = TelegramCursor(100, CHANNEL_ID, ACCESS_HASH, joined=True, title=TITLE)
+    await feed.advance(cursor.dump())
+    gateway = FakeGateway()
+    async with _running(gateway, feed):
+        # Message 90 was posted three days before Dozor followed the channel.
+        old = _msg(90, "Oreshnik: a correction to an old report", edited=True)
+        await gateway.push(events.MessageEdited.Event(old))
+        await _until(lambda: feed.delivered == ["90"])
+        new = _msg(101, "Oreshnik on duty", date=added + timedelta(hours=1))
+        await gateway.push(events.NewMessage.Event(new))
+        await _until(lambda: feed.delivered == ["90", "101"])
+    assert (await _stored(storage, 90)).post.edited  # stored, so /search finds it
+    pending = await storage.pending_messages(datetime.now(UTC))
+    assert [m.post.post.post_id for m in pending if m.post] == ["101"]
+
+
+async def test_posts_and_albums_carry_the_channels_title(storage: Storage) -> None:
+    await _followed_from(storage, 100)
+    gateway = FakeGateway()
+    feed = await _feed(storage)
+    parts = [_msg(101, "caption", grouped_id=5, photo=True), _msg(102, grouped_id=5, photo=True)]
+    async with _running(gateway, feed):
+        await gateway.push(events.Album.Event(parts))
+        await gateway.push(events.NewMessage.Event(_msg(103, "text")))
+        await _until(lambda: feed.delivered == ["101", "103"])
+    assert (await _stored(storage, 101)).post.channel_title == TITLE
+    assert (await _stored(storage, 103)).post.channel_title == TITLE
+    (info,) = await storage.list_sources()
+    assert info.title == TITLE
+
+
+async def test_a_cursor_saved_before_names_were_kept_asks_for_the_name_once(
+    storage: Storage,
+) -> None:
+    feed = await _feed(storage)
+    await feed.advance('{"last_id": 100, "channel_id": 1234567, "access_hash": 987654321}')
+    gateway = FakeGateway([_msg(101, "new")])
+    for _ in range(2):
+        async with _running(gateway, await _feed(storage)):
+            pass
+    assert (gateway.resolves, gateway.titles_asked) == (0, 1)
+    assert (await _cursor(storage))["title"] == TITLE
+    assert (await _stored(storage, 101)).post.channel_title == TITLE
+
+
+def test_message_to_post_takes_the_channels_title() -> None:
+    post = message_to_post(_msg(5, "text"), NAME, TITLE)
+    assert post is not None
+    assert post.channel_title == TITLE
+    assert album_to_post([_msg(6, "a", grouped_id=1, photo=True)], NAME, TITLE).channel_title == (
+        TITLE
+    )
+
+
+async def test_telethon_gateway_reads_the_title_of_the_resolved_channel() -> None:
+    client = TelegramClient(MemorySession(), 1, "0" * 32)
+    channel = types.Channel(
+        id=CHANNEL_ID,
+        title="  Military\nInformant\u200b ",
+        photo=types.ChatPhotoEmpty(),
+        date=DATE,
+        access_hash=ACCESS_HASH,
+        username=NAME,
+        broadcast=True,
+        left=True,
+    )
+
+    async def get_entity(_: Any) -> Any:
+        return channel
+
+    client.get_entity = get_entity  # type: ignore[method-assign]
+    gateway = TelethonGateway(client)
+    assert await gateway.resolve(NAME) == ChannelRef(CHANNEL_ID, ACCESS_HASH, False, TITLE)
+    assert await gateway.title(ChannelRef(CHANNEL_ID, ACCESS_HASH)) == TITLE
+
+
+async def test_a_completed_catch_up_is_a_healthy_read(storage: Storage) -> None:
+    gateway = FakeGateway([_msg(100, "old")])
+    feed = await _feed(storage)
+    await feed.failed("FloodWaitError: earlier trouble")
+    async with _running(gateway, feed):
+        pass
+    (info,) = await storage.list_sources()
+    assert (info.failures, info.failing_since) == (0, None)
+    assert info.last_ok_at is not None
+
+
+async def test_a_session_revoked_after_resolving_shows_the_source_stopped(
+    storage: Storage,
+) -> None:
+    from bot.sources.health import describe, warning
+    from bot.sources.supervisor import supervise
+
+    gateway = FakeGateway()  # resolving works and keeps the cursor; reading is refused
+    gateway.read_error = errors.SessionRevokedError(request=None)
+    feed = await _feed(storage)
+
+    async def stop(seconds: float) -> None:
+        raise asyncio.CancelledError  # after the first failure is recorded
+
+    with pytest.raises(asyncio.CancelledError):
+        await supervise(
+            _source(gateway),
+            feed,
+            lambda error, stopped: feed.failed(error, stopped=stopped),
+            sleep=stop,
+        )
+    assert (await _cursor(storage))["channel_id"] == CHANNEL_ID
+    (info,) = await storage.list_sources()
+    now = datetime.now(UTC)
+    line = describe(info, now)
+    assert "stopped since" in line
+    assert "AccountProblem: the Telegram session is no longer valid" in line
+    assert line.endswith("; never read OK")
+    assert (warning(info, now) or "").startswith("stopped: AccountProblem: ")

@@ -16,12 +16,13 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from bot.delivery.render import source_label
 from bot.domain import Post
 from bot.ingest import Ingest, Matcher, SourceFeed
 from bot.sources import tgweb
@@ -39,6 +40,9 @@ from tests.loopback import LoopbackServer
 
 DATA = Path(__file__).parent / "data" / "tgweb"
 CHANNEL = "polygon_svodka"
+TITLE = "Полигон | Сводка"  # the channel's name on its preview pages
+# When the test channel began to be watched: before its saved history, unless a test says.
+ADDED = datetime(2026, 11, 18, tzinfo=UTC)
 CLOSED = "zakryty_kanal"
 PAGE_SIZE = 20
 WRAP = '<div class="tgme_widget_message_wrap js-widget_message_wrap">'
@@ -367,18 +371,25 @@ class RecordingFeed(SourceFeed):
         return [post_id for post_id, last_id in self.delivered if post_id == last_id]
 
 
-async def _feed(storage: Storage, source: TgWebSource) -> RecordingFeed:
-    source_id = await storage.ensure_source(source.spec.text, "tgweb")
+async def _feed(
+    storage: Storage, source: TgWebSource, added_at: datetime = ADDED
+) -> RecordingFeed:
+    """The real feed of a source first added at `added_at` (a later call keeps that time)."""
+    source_id = await storage.ensure_source(source.spec.text, "tgweb", added_at=added_at)
     matcher = Matcher(storage)
     await matcher.refresh()
     return RecordingFeed(storage, source_id, matcher)
 
 
 async def _poll_once(
-    storage: Storage, server: FakeTelegramWeb, name: str = CHANNEL, fetch_timeout: float = 20.0
+    storage: Storage,
+    server: FakeTelegramWeb,
+    name: str = CHANNEL,
+    fetch_timeout: float = 20.0,
+    added_at: datetime = ADDED,
 ) -> RecordingFeed:
     source = TgWebSource(name, base_url=server.base_url, once=True, timeout=fetch_timeout)
-    feed = await _feed(storage, source)
+    feed = await _feed(storage, source, added_at)
     await source.run(feed)
     return feed
 
@@ -596,3 +607,60 @@ def test_a_channel_read_both_ways_is_one_post() -> None:
         web.post_id,
     )
     assert account.url == web.url
+
+
+# --- the first read, names -------------------------------------------------------------------
+
+
+async def _alerted(storage: Storage) -> list[int]:
+    pending = await storage.pending_messages(datetime.now(UTC) + timedelta(days=1))
+    return sorted(int(message.post.post.post_id) for message in pending if message.post)
+
+
+async def test_a_new_channel_alerts_only_on_posts_of_its_last_day(
+    storage: Storage, tme: FakeTelegramWeb
+) -> None:
+    await storage.upsert_subscriber(7, "analyst")
+    for query in ("Орешник", "мост", "Энгельс"):
+        await storage.add_subscription(7, query)
+    tme.upto = 1200
+    added = datetime(2026, 11, 21, 14, 0, tzinfo=UTC)  # a day before: 20 Nov 14:00
+    feed = await _poll_once(storage, tme, added_at=added)
+    assert feed.new_ids() == list(range(1181, 1201))  # the whole newest page is stored ...
+    # ... but «Орешник» (1184, posted 30 h before) and the bridge (1186, 1187) are old news.
+    assert await _alerted(storage) == [1193, 1194, 1198]
+    found = await storage.search_posts(["Орешник"])
+    assert [stored.post.post_id for stored in found] == ["1184"]
+
+    # Later posts alert, the edited old one (1184, handed over again) still does not.
+    tme.upto = max(tme.blocks)
+    tme.edit(1184, "замечены", "снова замечены")
+    await _poll_once(storage, tme)
+    assert await _alerted(storage) == [1193, 1194, 1198, 1206, 1210, 1211]
+
+
+def test_the_channel_title_is_read_from_the_header_or_the_messages() -> None:
+    assert _parsed("latest").title == TITLE
+    html = _page("latest")
+    without_header = re.sub(
+        r'<div class="tgme_channel_info_header_title">.*?</div>', "", html, flags=re.S
+    )
+    assert "tgme_channel_info_header_title" not in without_header
+    assert parse_page(without_header, CHANNEL).title == TITLE  # from the author lines
+    hostile = html.replace(TITLE, "<b>Полигон</b>\u200b &amp;\n " + "Я" * 300)
+    title = parse_page(hostile, CHANNEL).title
+    assert title == "Полигон & " + "Я" * 190
+    assert parse_page(_page("nopreview"), CLOSED).title is None
+
+
+async def test_posts_are_labelled_with_the_channels_title(
+    storage: Storage, tme: FakeTelegramWeb
+) -> None:
+    tme.upto = 1200
+    await _poll_once(storage, tme)
+    stored = await storage.get_post("telegram", CHANNEL, "1193")
+    assert stored is not None
+    assert stored.post.channel_title == TITLE
+    assert source_label(stored, UTC) == f"{TITLE} · telegram · 2026-11-20 17:52 UTC"
+    (info,) = await storage.list_sources()
+    assert info.title == TITLE

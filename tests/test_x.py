@@ -11,6 +11,7 @@ Problem answers (not found, suspended, 401, 403, 429) are the other files.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -23,12 +24,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.delivery.render import source_label
 from bot.domain import Post
 from bot.ingest import Matcher
 from bot.sources import x
 from bot.sources.base import RetryLater, SourceStopped
+from bot.sources.health import at, describe, warning
 from bot.sources.http import FetchError
-from bot.sources.polling import PolledSource
+from bot.sources.polling import PolledSource, Poller
 from bot.sources.x import (
     TWEET_FIELDS,
     XAccountGone,
@@ -48,7 +51,9 @@ DATA = Path(__file__).parent / "data" / "x"
 TOKEN = "AAAAAAAAAAAAAAAAAAAAAFxq0AEAAAAAdozorTestOnly%2Bs3cr3t%3DQmVhcmVyVG9rZW5Gb3JUZXN0cw"
 USER_ID = "1046340622488551424"
 USERNAME = "SokovNikolai"
+NAME = "Nikolai Sokov"  # the display name the user lookup gives
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+LONG_AGO = NOW - timedelta(days=30)  # when a source with a saved cursor began to be watched
 TOKEN_PREFIX = "7140dibdnow9c7btw3w"
 
 
@@ -77,6 +82,7 @@ TIMELINE: list[dict[str, Any]] = _answer("timeline")["data"]
 OWN = [MORATORIUM, MORATORIY, NEW_START, ORESHNIK_RANGE, KAPUSTIN_YAR, QUOTE, LONG_NOTE]
 OWN += [MID_BELARUS, THREAD_1, THREAD_2, KOROTKO, THREAD_3]  # neither replies nor reposts
 WITHIN_A_DAY = [ORESHNIK_RANGE, KAPUSTIN_YAR, QUOTE, LONG_NOTE, MID_BELARUS, THREAD_1]
+FIRST_PAGE = [MORATORIUM, MORATORIY, NEW_START, *WITHIN_A_DAY]  # the own posts up to NOW
 LOOKUP_PATH = f"/2/users/by/username/{USERNAME}"
 TIMELINE_PATH = f"/2/users/{USER_ID}/tweets"
 
@@ -200,6 +206,8 @@ class FakeXApi(LoopbackServer):
                 "type": "https://api.twitter.com/2/problems/credits",
             }
             return self._json(problem, status=402)
+        if mode == "401":
+            return self._json(_answer("unauthorized"), status=401)
         if mode == "500":
             return web.Response(status=500, text="Internal Server Error")
         if mode == "503":
@@ -254,8 +262,11 @@ def _source(api: XApi, name: str = "@" + USERNAME, **options: Any) -> XSource:
     return XSource(name, api, once=True, now=lambda: NOW, options=XOptions(**options))
 
 
-async def _feed(storage: Storage, source: XSource, fail_on: str | None = None) -> RecordingFeed:
-    source_id = await storage.ensure_source(source.spec.text, "x")
+async def _feed(
+    storage: Storage, source: XSource, fail_on: str | None = None, added_at: datetime = NOW
+) -> RecordingFeed:
+    """The real feed of a source first added at `added_at` (a later call keeps that time)."""
+    source_id = await storage.ensure_source(source.spec.text, "x", added_at=added_at)
     matcher = Matcher(storage)
     await matcher.refresh()
     return RecordingFeed(storage, source_id, matcher, fail_on=fail_on)
@@ -274,9 +285,9 @@ async def _poll(storage: Storage, source: XSource, fail_on: str | None = None) -
 
 
 async def _caught_up_to(storage: Storage, source: XSource, since_id: str) -> None:
-    """As if the account had been read up to `since_id` earlier."""
-    feed = await _feed(storage, source)
-    cursor = {"user_id": USER_ID, "username": USERNAME, "since_id": since_id}
+    """As if the account had been watched for long and read up to `since_id`."""
+    feed = await _feed(storage, source, added_at=LONG_AGO)
+    cursor = {"user_id": USER_ID, "username": USERNAME, "name": NAME, "since_id": since_id}
     await feed.advance(json.dumps(cursor))
 
 
@@ -298,8 +309,7 @@ async def test_first_poll_looks_the_account_up_once_and_reads_one_page(
     assert source.host == "127.0.0.1"
 
     feed = await _poll(storage, source)
-    # Only the last 24 hours of the first page are news; the rest is skipped, not alerted.
-    assert feed.delivered == WITHIN_A_DAY
+    assert feed.delivered == FIRST_PAGE  # what alerts is the feed's rule (tested below)
     assert xapi.requests == [
         ("/2/users/by/username/sokovnikolai", {}),
         (
@@ -310,10 +320,12 @@ async def test_first_poll_looks_the_account_up_once_and_reads_one_page(
     assert await _cursor(storage, "sokovnikolai") == {
         "user_id": USER_ID,
         "username": USERNAME,  # as X spells it
+        "name": NAME,
         "since_id": THREAD_1,
     }
     post = await _stored(storage, ORESHNIK_RANGE)
     assert (post.source, post.channel, post.post_id) == ("x", USERNAME, ORESHNIK_RANGE)
+    assert post.channel_title == NAME
     assert post.url == f"https://x.com/SokovNikolai/status/{ORESHNIK_RANGE}"
     assert post.date == datetime(2026, 11, 20, 14, 30, 27, 712_000, tzinfo=UTC)
     assert post.text == (
@@ -344,7 +356,7 @@ async def test_next_polls_ask_since_the_newest_and_a_restart_repeats_nothing(
     assert xapi.timeline_requests()[-1]["since_id"] == THREAD_3
     assert xapi.lookups() == [LOOKUP_PATH]
     assert len(xapi.timeline_requests()) == 3
-    assert await storage.count_posts() == len(WITHIN_A_DAY) + 3
+    assert await storage.count_posts() == len(FIRST_PAGE) + 3
     assert (await _cursor(storage) or {})["since_id"] == THREAD_3
 
 
@@ -465,20 +477,50 @@ async def test_poll_returns_how_many_new_posts(
     feed = await _feed(storage, source)
     with caplog.at_level(logging.INFO, logger="bot.sources.x"):
         async with aiohttp.ClientSession() as session:
-            assert await source.poll(session, feed) == len(WITHIN_A_DAY)
-    assert f"x @SokovNikolai: 6 new post(s), up to {THREAD_1}" in caplog.messages
+            assert await source.poll(session, feed) == len(FIRST_PAGE)
+    assert f"x @SokovNikolai: 9 new post(s), up to {THREAD_1}" in caplog.messages
 
 
 # --- the first run ---------------------------------------------------------------------------
 
 
-async def test_first_run_after_a_quiet_day_delivers_nothing_but_starts_after_the_newest(
+async def test_a_new_account_alerts_only_on_its_last_day_and_keeps_the_rest_searchable(
     storage: Storage, xapi: FakeXApi, api: XApi
 ) -> None:
-    source = XSource(USERNAME, api, once=True, now=lambda: NOW + timedelta(days=3))
-    feed = await _poll(storage, source)
-    assert feed.delivered == []
-    assert (await _cursor(storage) or {})["since_id"] == THREAD_1
+    await storage.upsert_subscriber(7, "analyst")
+    await storage.add_subscription(7, "Oreshnik")
+    await storage.upsert_subscriber(8, "treaty watcher")
+    await storage.add_subscription(8, '"New START"')
+    await _poll(storage, _source(api))  # added at NOW
+
+    pending = await storage.pending_messages(datetime.now(UTC) + timedelta(minutes=1))
+    alerted = {(message.chat_id, message.post.post.post_id) for message in pending if message.post}
+    # «Орешник» (MORATORIY) and New START (NEW_START) were posted more than a day before the
+    # account was added: old news, not alerted ...
+    assert alerted == {
+        (7, ORESHNIK_RANGE),
+        (7, KAPUSTIN_YAR),
+        (7, LONG_NOTE),
+        (7, MID_BELARUS),
+        (8, LONG_NOTE),
+    }
+    # ... but stored, so /search finds them.
+    found = {stored.post.post_id for stored in await storage.search_posts(["START"])}
+    assert NEW_START in found
+    assert await storage.get_post("x", USERNAME, MORATORIY) is not None
+
+
+async def test_an_account_added_after_a_quiet_spell_alerts_on_none_of_its_old_posts(
+    storage: Storage, xapi: FakeXApi, api: XApi
+) -> None:
+    await storage.upsert_subscriber(7, "analyst")
+    await storage.add_subscription(7, "Oreshnik")
+    source = _source(api)
+    feed = await _feed(storage, source, added_at=NOW + timedelta(days=3))
+    await source.run(feed)
+    assert feed.delivered == FIRST_PAGE
+    assert (await storage.outbox_counts())["pending"] == 0
+    assert (await _cursor(storage) or {})["since_id"] == THREAD_1  # starts after the newest
     xapi.upto = int(THREAD_2)
     assert (await _poll(storage, source)).delivered == [THREAD_2]
 
@@ -489,9 +531,14 @@ async def test_an_account_without_posts_keeps_no_since_id(
     xapi.upto = 0
     source = _source(api)
     assert (await _poll(storage, source)).delivered == []
-    assert await _cursor(storage) == {"user_id": USER_ID, "username": USERNAME, "since_id": None}
+    assert await _cursor(storage) == {
+        "user_id": USER_ID,
+        "username": USERNAME,
+        "name": NAME,
+        "since_id": None,
+    }
     xapi.upto = int(THREAD_1)
-    assert (await _poll(storage, source)).delivered == WITHIN_A_DAY  # still a first run
+    assert (await _poll(storage, source)).delivered == FIRST_PAGE  # still a first run
     assert [query["max_results"] for query in xapi.timeline_requests()] == ["20", "20"]
     assert xapi.lookups() == [LOOKUP_PATH]
 
@@ -611,7 +658,7 @@ async def test_a_spent_budget_on_a_good_answer_blocks_the_next_request(
 ) -> None:
     source = _source(api)
     xapi.headers = {"x-rate-limit-remaining": "0", "x-rate-limit-reset": str(int(clock.now) + 45)}
-    assert (await _poll(storage, source)).delivered == WITHIN_A_DAY
+    assert (await _poll(storage, source)).delivered == FIRST_PAGE
     asked = len(xapi.requests)
     with pytest.raises(RetryLater) as raised:
         await _poll(storage, source)
@@ -729,7 +776,7 @@ async def test_problems_alongside_posts_are_logged_and_the_posts_kept(
     xapi.tweets = "partial"
     with caplog.at_level(logging.INFO, logger="bot.sources.x"):
         feed = await _poll(storage, _source(api))
-    assert feed.delivered == WITHIN_A_DAY
+    assert feed.delivered == FIRST_PAGE
     assert any("Could not find tweet with referenced_tweets.id" in m for m in caplog.messages)
 
 
@@ -819,7 +866,7 @@ async def test_an_unreadable_cursor_means_a_fresh_lookup(
     feed = await _feed(storage, source)
     await feed.advance('{"last_id": 1200}')
     await source.run(feed)
-    assert feed.delivered == WITHIN_A_DAY
+    assert feed.delivered == FIRST_PAGE
     assert xapi.lookups() == [LOOKUP_PATH]
 
 
@@ -857,3 +904,66 @@ async def test_a_matching_subscriber_gets_an_alert(
     assert alert.post is not None
     assert alert.post.post.url == f"https://x.com/SokovNikolai/status/{NEW_START}"
     assert alert.queries == ('"New START"',)
+
+
+# --- names and health ------------------------------------------------------------------------
+
+
+async def test_posts_are_labelled_with_the_accounts_display_name(
+    storage: Storage, xapi: FakeXApi, api: XApi
+) -> None:
+    await _poll(storage, _source(api))
+    stored = await storage.get_post("x", USERNAME, ORESHNIK_RANGE)
+    assert stored is not None
+    assert source_label(stored, UTC) == f"{NAME} · x · 2026-11-20 14:30 UTC"
+    (info,) = await storage.list_sources()
+    assert info.title == NAME
+    assert describe(info, datetime.now(UTC)).startswith(f"{NAME} (x:@SokovNikolai) — ")
+
+
+async def test_a_cursor_saved_before_names_were_kept_learns_the_name_once(
+    storage: Storage, xapi: FakeXApi, api: XApi
+) -> None:
+    source = _source(api)
+    feed = await _feed(storage, source, added_at=LONG_AGO)
+    await feed.advance(json.dumps({"user_id": USER_ID, "username": USERNAME, "since_id": QUOTE}))
+    assert (await _poll(storage, source)).delivered == [LONG_NOTE, MID_BELARUS, THREAD_1]
+    assert (await _stored(storage, LONG_NOTE)).channel_title == NAME
+    assert xapi.timeline_requests()[0]["since_id"] == QUOTE  # its place was kept
+    xapi.upto = int(THREAD_2)
+    assert (await _poll(storage, source)).delivered == [THREAD_2]
+    assert xapi.lookups() == [LOOKUP_PATH]
+
+
+async def test_a_token_refused_after_the_lookup_shows_the_source_stopped_not_read_ok(
+    storage: Storage, xapi: FakeXApi, api: XApi
+) -> None:
+    xapi.tweets = "401"  # the lookup works (and keeps the cursor); the timeline is refused
+    source = XSource(USERNAME, api, now=lambda: NOW)
+    feed = await _feed(storage, source)
+    poller = Poller(start_spread=0.001)
+    poller.add(source, feed)
+    task = asyncio.create_task(poller.run())
+    try:
+        for _ in range(1000):
+            infos = await storage.list_sources()
+            if infos[0].failures:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    (info,) = await storage.list_sources()
+    assert (await _cursor(storage) or {})["user_id"] == USER_ID
+    now = datetime.now(UTC)
+    line = describe(info, now)
+    assert "read OK" not in line.replace("never read OK", "")
+    assert info.stopped_at is not None
+    since = at(info.stopped_at, now)
+    assert f"stopped since {since}: XAuthError: X API refused the token (HTTP 401)" in line
+    assert line.endswith("; never read OK")
+    # Flagged at once, not after three failures.
+    assert warning(info, now) == (
+        "stopped: XAuthError: X API refused the token (HTTP 401): check X_BEARER_TOKEN"
+    )

@@ -72,9 +72,12 @@ def safe_link(url: str | None) -> str | None:
 
 
 def source_label(post: StoredPost, tz: tzinfo) -> str:
-    """`channel · source · date` in the service's time zone (plain text, not escaped)."""
+    """`name · source · date` in the service's time zone (plain text, not escaped): the
+    channel's human name (its title, a feed's title, an account's display name) when the
+    source gave one, else the channel itself."""
     when = post.post.date.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
-    return f"{post.post.channel} · {post.post.source} · {when}"
+    name = post.post.channel_title or post.post.channel
+    return f"{name} · {post.post.source} · {when}"
 
 
 def render_alert(

@@ -42,6 +42,11 @@ class Feed(Protocol):
         """The channel deleted a post (keyed as in `Post`): it stays stored, marked deleted."""
         ...
 
+    async def succeeded(self) -> None:
+        """A read completed without error (whether or not anything was new): the source is
+        healthy. Not for a step inside a read that may still fail."""
+        ...
+
 
 class Source(Protocol):
     """Reads posts from one place and hands them to a feed, resuming from its cursor."""

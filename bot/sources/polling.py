@@ -71,14 +71,11 @@ async def poll_forever(
 
 
 class PollFeed(Feed, Protocol):
-    """A feed that also keeps the source's health (SourceFeed is one)."""
+    """A feed that also records failures as the source's health (SourceFeed is one)."""
 
-    async def succeeded(self) -> None:
-        """The source was read without error (whether or not anything was new)."""
-        ...
-
-    async def failed(self, error: str) -> None:
-        """The source could not be read; `error` is a one-line reason."""
+    async def failed(self, error: str, *, stopped: bool = False) -> None:
+        """The source could not be read; `error` is a one-line reason. `stopped`: a retry
+        will not fix it soon (SourceStopped)."""
         ...
 
 
@@ -137,7 +134,7 @@ class Poller:
         due = _now() + random.uniform(0, spread)
         failures = FailureStreak(
             source.spec.text,
-            lambda error: feed.failed(error),
+            lambda error, stopped: feed.failed(error, stopped=stopped),
             on_stopped=self._on_stopped,
             backoff=functools.partial(error_delay, interval=source.interval),
         )

@@ -11,9 +11,14 @@ skips nothing. A feed that reorders or re-dates its entries therefore produces n
 and storage is keyed on (source, channel, post_id) besides. An entry once seen is not read
 again, so later edits to it are not followed (feeds rewrite entries for trivial reasons).
 
-On the first poll of a feed (no cursor yet) only entries dated within the last 24 hours
-(`FIRST_RUN_WINDOW`) are delivered; older ones, and undated ones, are only recorded as seen,
-so adding a feed with a long archive does not flood subscribers with old news.
+Whether an entry alerts is decided by the one first-read rule every source shares (see
+`SourceFeed`: entries published more than a day before the feed was added are stored without
+alerts). Only entries without a date need a rule here: on the feed's first poll their age is
+unknown, so they are recorded as seen, not delivered; an undated entry that appears later is
+new by its appearance.
+
+A document that is not well-formed but readable is logged once per source and problem, not
+on every poll.
 
 Documents are parsed by feedparser from bytes already fetched through the bounded `fetch()`
 (feedparser never opens a URL or a file itself), in a worker thread so a large feed does not
@@ -40,7 +45,7 @@ from xml.sax import SAXParseException
 import aiohttp
 import feedparser
 
-from bot.domain import Post, SourceSpec, clean_text
+from bot.domain import Post, SourceSpec, clean_text, clean_title
 from bot.sources.base import Feed, RetryLater, SourceStopped
 from bot.sources.html_text import html_to_text
 from bot.sources.http import Fetched, fetch, host_of
@@ -51,7 +56,6 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 5 * 1024 * 1024  # big news feeds are ~1 MB; anything larger is not a feed
 MAX_ENTRIES = 500  # entries considered per document (the first ones: feeds list newest first)
 MAX_SEEN = 2_000  # ids kept in the cursor: four full documents of the largest size considered
-FIRST_RUN_WINDOW = timedelta(hours=24)
 FETCH_TIMEOUT = 20.0
 MAX_RETRY_AFTER = 24 * 3600.0  # a server asking for a longer wait is capped to a day
 POST_ID_CHARS = 24  # hex digits of sha256: 96 bits, short and collision-free in practice
@@ -75,6 +79,7 @@ _GONE = {
     410: "the feed is gone; check the address",
 }
 _TAG = re.compile(r"<[A-Za-z/!]")
+_WHERE = re.compile(r" at line \d+$")  # a problem's place moves as entries come and go
 _TRAILING_ELLIPSIS = ("…", "...")
 
 
@@ -97,7 +102,7 @@ class FeedEntry:
     url: str | None
     position: int  # place in the document, 0 first (feeds usually list newest first)
 
-    def to_post(self, channel: str, now: datetime) -> Post:
+    def to_post(self, channel: str, now: datetime, title: str | None = None) -> Post:
         return Post(
             source="rss",
             channel=channel,
@@ -105,6 +110,7 @@ class FeedEntry:
             date=self.date or now,
             text=self.text,
             url=self.url,
+            channel_title=title,
         )
 
 
@@ -116,6 +122,7 @@ class ParsedFeed:
     version: str  # feedparser's name of the format: rss20, rss10, rss091n, atom10 …
     total: int  # entries in the document, duplicates and those over the limit included
     problem: str | None = None  # why the document is not well-formed, when it is not
+    title: str | None = None  # the feed's own name (its <title>), cleaned
 
 
 def parse_feed(body: bytes, *, url: str, content_type: str | None, now: datetime) -> ParsedFeed:
@@ -152,7 +159,13 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None, now: datetime
         if entry.post_id not in ids:  # the same entry listed twice is one entry
             ids.add(entry.post_id)
             entries.append(entry)
-    return ParsedFeed(entries=entries, version=version, total=len(raw_entries), problem=problem)
+    return ParsedFeed(
+        entries=entries,
+        version=version,
+        total=len(raw_entries),
+        problem=problem,
+        title=_feed_title(result),
+    )
 
 
 def channel_of(url: str) -> str:
@@ -208,6 +221,13 @@ def _bozo_reason(result: Mapping[str, object]) -> str | None:
     else:
         reason = str(exc) if exc is not None else "not well-formed"
     return clean_text(" ".join(reason.split()), limit=300) or type(exc).__name__
+
+
+def _feed_title(result: Mapping[str, object]) -> str | None:
+    feed = result.get("feed")
+    if not isinstance(feed, Mapping):
+        return None
+    return clean_title(_plain(_text(_get(feed, "title")), _detail_type(feed, "title_detail")))
 
 
 def _harmless(result: Mapping[str, object]) -> bool:
@@ -374,6 +394,7 @@ class RssSource:
         self._now = now
         # The session made by run() belongs to it; the Poller passes its own to poll().
         self._session_factory = session_factory
+        self._problem: str | None = None  # the malformation last logged (None: well-formed)
 
     @property
     def host(self) -> str:
@@ -406,10 +427,7 @@ class RssSource:
             content_type=answer.headers.get("Content-Type"),
             now=now,
         )
-        if parsed.problem is not None:
-            log.warning(
-                "rss %s: the feed is not well-formed (%s); read anyway", self.url, parsed.problem
-            )
+        self._note_problem(parsed.problem)
         if parsed.total > MAX_ENTRIES:
             log.warning(
                 "rss %s: %d entries; only the first %d are read",
@@ -422,9 +440,8 @@ class RssSource:
         known = set(before.seen)
         fresh = [entry for entry in parsed.entries if entry.post_id not in known]
         if state is None:
-            # First run: what is older than a day (or undated) is only recorded as seen.
-            since = now - FIRST_RUN_WINDOW
-            fresh = [entry for entry in fresh if entry.date is not None and entry.date >= since]
+            # First run: an undated entry may be years old; it is only recorded as seen.
+            fresh = [entry for entry in fresh if entry.date is not None]
         # Oldest first; equal dates in reverse document order, since feeds list newest first.
         fresh.sort(key=lambda entry: (entry.date or now, -entry.position))
 
@@ -444,7 +461,7 @@ class RssSource:
                     ),
                 )
             )
-            await feed.deliver(entry.to_post(self.channel, now), cursor)
+            await feed.deliver(entry.to_post(self.channel, now, parsed.title), cursor)
             written = cursor
 
         final = _dump_cursor(
@@ -461,6 +478,17 @@ class RssSource:
                 "rss %s: %d new entr%s", self.url, len(fresh), "y" if len(fresh) == 1 else "ies"
             )
         return len(fresh)
+
+    def _note_problem(self, problem: str | None) -> None:
+        """Log a malformed document once per problem, not on every poll; and its repair."""
+        key = None if problem is None else _WHERE.sub("", problem)
+        if key == self._problem:
+            return
+        if problem is not None:
+            log.warning("rss %s: the feed is not well-formed (%s); read anyway", self.url, problem)
+        else:
+            log.info("rss %s: the feed is well-formed again", self.url)
+        self._problem = key
 
     def _request_headers(self, state: _Cursor | None) -> dict[str, str]:
         headers = dict(_HEADERS)

@@ -41,7 +41,7 @@ class FailureStreak:
     def __init__(
         self,
         spec: str,
-        record: Callable[[str], Awaitable[None]],
+        record: Callable[[str, bool], Awaitable[None]],
         *,
         on_stopped: Callable[[str, str], Awaitable[None]] | None = None,
         backoff: Callable[[int], float] = backoff_delay,
@@ -62,13 +62,13 @@ class FailureStreak:
         """Log and record a failure; returns the seconds to wait before trying again."""
         if isinstance(exc, RetryLater):
             log.warning("%s: %s; next try in %.0f s", self.spec, exc, exc.delay)
-            await self._tell(self._record(f"{type(exc).__name__}: {exc}"))
+            await self._tell(self._record(f"{type(exc).__name__}: {exc}", False))
             return exc.delay + random.uniform(0, 5)
         self.count += 1
         if isinstance(exc, SourceStopped):
             message = str(exc) or type(exc).__name__
             log.error("%s stopped: %s; trying again in an hour", self.spec, message)
-            await self._tell(self._record(f"{type(exc).__name__}: {message}"))
+            await self._tell(self._record(f"{type(exc).__name__}: {message}", True))
             if self._on_stopped is not None and self._reported != message:
                 self._reported = message
                 await self._tell(self._on_stopped(self.spec, message))
@@ -82,7 +82,7 @@ class FailureStreak:
             delay,
             exc_info=not isinstance(exc, _EXPECTED),
         )
-        await self._tell(self._record(f"{type(exc).__name__}: {exc}"))
+        await self._tell(self._record(f"{type(exc).__name__}: {exc}", False))
         return delay
 
     @staticmethod
@@ -97,18 +97,24 @@ class FailureStreak:
 async def supervise(
     source: Source,
     feed: Feed,
-    on_error: Callable[[str], Awaitable[None]],
+    on_error: Callable[[str, bool], Awaitable[None]],
     *,
     on_stopped: Callable[[str, str], Awaitable[None]] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Run a source until cancelled, restarting it after a failure so others never stop."""
+    """Run a source until cancelled, restarting it after a failure so others never stop.
+
+    `on_error(error, stopped)` records each failure (`stopped`: a SourceStopped problem).
+    """
     streak = FailureStreak(source.spec.text, on_error, on_stopped=on_stopped)
     while True:
         try:
             await source.run(feed)
-            return
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             await sleep(await streak.failed(exc))
+        else:
+            # A finite source (a file read to its end) completed its read.
+            await FailureStreak._tell(feed.succeeded())
+            return

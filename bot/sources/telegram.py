@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 from telethon import TelegramClient, errors, events, functions, utils
 from telethon.tl import types
 
-from bot.domain import Post, SourceSpec, clean_text
+from bot.domain import Post, SourceSpec, clean_text, clean_title
 from bot.sources.base import Feed, SourceStopped
 from bot.sources.links import TELEGRAM_USERNAME
 
@@ -104,8 +104,9 @@ def forwarded_from(message: TgMessage) -> str | None:
     return "unknown"
 
 
-def message_to_post(message: TgMessage, username: str) -> Post | None:
-    """A Post for one channel message; None for service messages and messages with nothing."""
+def message_to_post(message: TgMessage, username: str, title: str | None = None) -> Post | None:
+    """A Post for one channel message (of the channel titled `title`); None for service
+    messages and messages with nothing."""
     if not _is_message(message):
         return None
     # `message.message` is the raw text; `Message.text` needs a client to format it.
@@ -125,10 +126,11 @@ def message_to_post(message: TgMessage, username: str) -> Post | None:
         forwarded_from=forwarded_from(message),
         views=None if message.views is None else int(message.views),
         media_count=media_count,
+        channel_title=title,
     )
 
 
-def album_to_post(messages: Sequence[TgMessage], username: str) -> Post:
+def album_to_post(messages: Sequence[TgMessage], username: str, title: str | None = None) -> Post:
     """One Post for an album: the first part's id and date, the caption, one media per part."""
     parts = sorted((m for m in messages if _is_message(m)), key=lambda m: int(m.id))
     if not parts:
@@ -150,6 +152,7 @@ def album_to_post(messages: Sequence[TgMessage], username: str) -> Post:
         forwarded_from=origin,
         views=max(views) if views else None,
         media_count=len(parts),
+        channel_title=title,
     )
 
 
@@ -164,6 +167,7 @@ class TelegramCursor:
     channel_id: int | None = None
     access_hash: int | None = None  # with the id, enough to call Telegram without resolving
     joined: bool = False
+    title: str | None = None  # the channel's name ("" when it has none; None: not asked yet)
 
     def dump(self) -> str:
         return json.dumps(
@@ -172,6 +176,7 @@ class TelegramCursor:
                 "channel_id": self.channel_id,
                 "access_hash": self.access_hash,
                 "joined": self.joined,
+                "title": self.title,
             }
         )
 
@@ -181,11 +186,13 @@ class TelegramCursor:
             return cls()
         try:
             data = json.loads(text)
+            title = data.get("title")
             return cls(
                 _optional_int(data.get("last_id")),
                 _optional_int(data.get("channel_id")),
                 _optional_int(data.get("access_hash")),
                 bool(data.get("joined", False)),
+                (clean_title(title) or "") if isinstance(title, str) else None,
             )
         except (ValueError, TypeError, AttributeError):
             log.warning("telegram cursor %r is unreadable; resolving the channel again", text)
@@ -230,6 +237,7 @@ class TelegramChannelReader:
         self.channel = channel
         self._feed = feed
         self._cursor = replace(cursor, last_id=cursor.last_id or 0)
+        self._title = cursor.title or None
         self._lookup = lookup  # fetches messages by id (the other parts of an edited album)
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -273,7 +281,7 @@ class TelegramChannelReader:
                     if group is not None:
                         album.append(message)
                         continue
-                    post = message_to_post(message, self.channel)
+                    post = message_to_post(message, self.channel, self._title)
                     if post is None:
                         skipped_to = message_id
                         continue
@@ -312,7 +320,7 @@ class TelegramChannelReader:
                 if message_id != self.last_id + 1:
                     self._wake.set()
                     return
-                post = message_to_post(message, self.channel)
+                post = message_to_post(message, self.channel, self._title)
                 if post is None:
                     cursor = replace(self._cursor, last_id=message_id)
                     await self._feed.advance(cursor.dump())
@@ -349,10 +357,10 @@ class TelegramChannelReader:
                     return
                 group = _grouped_id(message)
                 if group is None:
-                    post = message_to_post(message, self.channel)
+                    post = message_to_post(message, self.channel, self._title)
                 else:
                     parts = await self._album_with(message, group)
-                    post = album_to_post(parts, self.channel) if parts else None
+                    post = album_to_post(parts, self.channel, self._title) if parts else None
                 if post is None:
                     return
                 # The cursor stays where it is: an edit never moves reading backwards.
@@ -383,7 +391,7 @@ class TelegramChannelReader:
         known = {int(m.id): m for m in self._albums.get(group, [])}
         known.update((int(m.id), m) for m in parts)
         whole = [known[key] for key in sorted(known)]
-        await self._deliver(album_to_post(whole, self.channel), int(whole[-1].id))
+        await self._deliver(album_to_post(whole, self.channel, self._title), int(whole[-1].id))
         self._remember(group, whole)
         return 1
 
@@ -436,12 +444,17 @@ class ChannelRef:
     id: int
     access_hash: int
     member: bool = False
+    title: str | None = None  # its human name, as Telegram shows it
 
 
 class TelegramGateway(Protocol):
     """The few Telegram calls a channel source makes (telethon's `TelethonGateway` in use)."""
 
     async def resolve(self, username: str) -> ChannelRef: ...
+
+    async def title(self, channel: ChannelRef) -> str | None:
+        """The channel's current name (asked by id: no username resolution)."""
+        ...
 
     async def latest_id(self, channel: ChannelRef) -> int: ...
 
@@ -472,7 +485,16 @@ class TelethonGateway:
             raise ChannelUnavailable(f"@{username} does not exist on Telegram") from exc
         if not isinstance(entity, types.Channel):
             raise ChannelUnavailable(f"@{username} is a user or bot, not a channel")
-        return ChannelRef(int(entity.id), int(entity.access_hash or 0), not entity.left)
+        return ChannelRef(
+            int(entity.id),
+            int(entity.access_hash or 0),
+            not entity.left,
+            clean_title(entity.title),
+        )
+
+    async def title(self, channel: ChannelRef) -> str | None:
+        entity = await self.client.get_entity(_input_peer(channel))
+        return clean_title(getattr(entity, "title", None))
 
     async def latest_id(self, channel: ChannelRef) -> int:
         newest = await self.client.get_messages(_input_peer(channel), limit=1)
@@ -589,6 +611,9 @@ def normalise_username(name: str) -> str:
 class TelegramSource:
     """Follows one public channel: live updates plus a periodic catch-up from its cursor."""
 
+    # Each completed catch-up is reported to the feed (`Feed.succeeded`) as a healthy read.
+    reports_reads = True
+
     def __init__(
         self,
         name: str,
@@ -625,9 +650,14 @@ class TelegramSource:
                 channel_id=channel.id,
                 access_hash=channel.access_hash,
                 joined=channel.member,
+                title=channel.title or "",
             )
         else:
             channel = ChannelRef(cursor.channel_id, cursor.access_hash, cursor.joined)
+        if cursor.title is None:
+            # A cursor saved before names were kept: ask once, by id (cheap, no resolving).
+            title = await self._patiently("naming", lambda: gateway.title(channel))
+            cursor = replace(cursor, title=title or "")
         if not cursor.joined:
             # Live updates come only for joined channels; catch-up works without joining.
             joined = await self._patiently("joining", lambda: gateway.join(channel))
@@ -657,6 +687,8 @@ class TelegramSource:
                 except errors.FloodError as exc:
                     await self._flood_wait(exc, "catching up")
                     continue  # resume from the last post stored before the wait
+                # Everything up to now was read: that, not a cursor write, is a healthy read.
+                await feed.succeeded()
                 await reader.wait_for_catch_up(self.catch_up_interval)
         finally:
             unsubscribe()

@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 import aiohttp
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from bot.domain import Post, SourceSpec, clean_text
+from bot.domain import Post, SourceSpec, clean_text, clean_title
 from bot.sources.base import Feed, SourceStopped
 from bot.sources.html_text import node_text
 from bot.sources.http import FetchError, fetch, host_of
@@ -54,6 +54,8 @@ _VIEWS = re.compile(r"(\d+(?:[.,]\d+)?)([KMB]?)", re.IGNORECASE)
 _VIEW_MULTIPLIERS = {"": 1, "K": 1_000, "M": 1_000_000, "B": 1_000_000_000}
 _EDITED = re.compile(r"\bedited\b", re.IGNORECASE)
 _MEDIA = ".tgme_widget_message_photo_wrap, .tgme_widget_message_video_player"
+# Where the page names the channel: its header, else the author line of each message.
+_TITLE = ".tgme_channel_info_header_title, .tgme_widget_message_owner_name"
 
 
 class TgWebError(Exception):
@@ -81,7 +83,7 @@ class WebPost:
     forwarded_url: str | None = None  # its link, when the origin is public
     media_count: int = 0
 
-    def to_post(self, channel: str) -> Post:
+    def to_post(self, channel: str, title: str | None = None) -> Post:
         forwarded = self.forwarded_from
         if self.forwarded_url:
             forwarded = f"{forwarded} ({self.forwarded_url})" if forwarded else self.forwarded_url
@@ -98,6 +100,7 @@ class WebPost:
             forwarded_from=forwarded,
             views=self.views,
             media_count=self.media_count,
+            channel_title=title,
         )
 
 
@@ -107,6 +110,7 @@ class ParsedPage:
 
     posts: list[WebPost]
     has_preview: bool
+    title: str | None = None  # the channel's name as the page shows it
     # Every message id on the page, service messages and unreadable ones included: paging
     # and the cursor go by ids, not by what was worth delivering.
     ids: list[int] = field(default_factory=list)
@@ -152,7 +156,16 @@ def parse_page(html: str, channel: str) -> ParsedPage:
             posts.append(_parse_message(node, post_id))
         except ValueError as exc:
             skipped.append((post_id, str(exc)))
-    return ParsedPage(posts=posts, has_preview=True, ids=ids, skipped=skipped)
+    return ParsedPage(
+        posts=posts, has_preview=True, title=_channel_title(tree), ids=ids, skipped=skipped
+    )
+
+
+def _channel_title(tree: LexborHTMLParser) -> str | None:
+    for node in tree.css(_TITLE):
+        if title := clean_title(node.text()):
+            return title
+    return None
 
 
 def parse_views(text: str) -> int | None:
@@ -312,7 +325,8 @@ class TgWebSource:
         pages = [newest]
         if last_id is not None:
             # On a first run (no cursor) only the newest page is read: walking the whole
-            # history of a big channel would take thousands of requests and alert on old news.
+            # history of a big channel would take thousands of requests. (Whether its posts
+            # alert is the feed's one rule for every source: see `SourceFeed`.)
             pages += await self._pages_back_to(session, newest, last_id)
 
         posts: dict[int, WebPost] = {}
@@ -328,9 +342,11 @@ class TgWebSource:
             # cursor: ingest ignores an unchanged text and stores a changed one as an edit.
             for post in sorted(newest.posts, key=lambda post: post.id):
                 if post.id <= last_id and post.edited:
-                    await feed.deliver(post.to_post(self.channel), _dump_cursor(last_id))
+                    await feed.deliver(
+                        post.to_post(self.channel, newest.title), _dump_cursor(last_id)
+                    )
         for post in fresh:
-            await feed.deliver(post.to_post(self.channel), _dump_cursor(post.id))
+            await feed.deliver(post.to_post(self.channel, newest.title), _dump_cursor(post.id))
 
         # Service messages (and unreadable ones) above the last post move the cursor too.
         reached = max([last_id or 0, *(post.id for post in fresh)])

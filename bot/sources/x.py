@@ -1,7 +1,8 @@
 """`x:@user` — an X account's posts, read through X API v2 and polled with `since_id`.
 
-The account is looked up once (`/2/users/by/username/:name`) and its id kept in the durable
-cursor (`{"user_id": …, "username": …, "since_id": …}`), so a restart never repeats the lookup.
+The account is looked up once (`/2/users/by/username/:name`) and its id and display name kept
+in the durable cursor (`{"user_id": …, "username": …, "name": …, "since_id": …}`), so a restart
+never repeats the lookup.
 Each poll asks `/2/users/:id/tweets` for posts newer than `since_id`, pages back with
 `pagination_token` (X answers newest first), and only then delivers the posts oldest first, each
 with its own id as the cursor: a crash mid-way repeats nothing and skips nothing, and a poll that
@@ -20,12 +21,12 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
-from bot.domain import Post, SourceSpec, clean_text
+from bot.domain import Post, SourceSpec, clean_text, clean_title
 from bot.sources.base import Feed, RetryLater, SourceStopped
 from bot.sources.http import Fetched, fetch, host_of
 from bot.sources.polling import poll_forever
@@ -36,10 +37,9 @@ MAX_BODY_BYTES = 5 * 1024 * 1024  # a page of 100 posts is ~100 KB
 FETCH_TIMEOUT = 20.0
 # X keeps only an account's latest 3,200 posts reachable: 32 pages of 100.
 MAX_PAGES_PER_POLL = 32
-# A first run reads one small page and alerts only on the last day: older posts are old news,
-# and every post read is billed.
+# A first run reads one small page: every post read is billed, and the account's older posts
+# would be stored without alerts anyway (the feed's one first-read rule, see `SourceFeed`).
 FIRST_RUN_RESULTS = 20
-FIRST_RUN_WINDOW = timedelta(hours=24)
 # X sends no Retry-After; without a reset header, wait out a whole 15-minute window.
 DEFAULT_RATE_LIMIT_WAIT = 15 * 60.0
 # A 429 whose reset already passed by our clock: the clocks disagree, so wait a little.
@@ -284,10 +284,16 @@ class XCursor:
     user_id: str
     username: str  # as X spells it (the canonical case)
     since_id: str | None = None
+    name: str | None = None  # the display name ("" when X gave none; None: not looked up)
 
     def dump(self) -> str:
         return json.dumps(
-            {"user_id": self.user_id, "username": self.username, "since_id": self.since_id}
+            {
+                "user_id": self.user_id,
+                "username": self.username,
+                "name": self.name,
+                "since_id": self.since_id,
+            }
         )
 
     @classmethod
@@ -298,8 +304,9 @@ class XCursor:
         try:
             value = json.loads(text)
             user_id, username, since_id = value["user_id"], value["username"], value["since_id"]
+            name = value.get("name")  # absent from cursors saved before names were kept
         except (ValueError, KeyError, TypeError):
-            user_id = username = since_id = None
+            user_id = username = since_id = name = None
         if (
             isinstance(user_id, str)
             and _DIGITS.fullmatch(user_id)
@@ -307,13 +314,17 @@ class XCursor:
             and X_USERNAME.fullmatch(username)
             and (since_id is None or (isinstance(since_id, str) and _DIGITS.fullmatch(since_id)))
         ):
-            return cls(user_id, username, since_id)
+            shown = (clean_title(name) or "") if isinstance(name, str) else None
+            return cls(user_id, username, since_id, shown)
         log.warning("x cursor %r is unreadable; looking the account up afresh", text[:100])
         return None
 
 
-def tweet_to_post(tweet: Mapping[str, Any], username: str, now: datetime) -> Post:
-    """A post from an X API v2 tweet object; ValueError when it has no usable id."""
+def tweet_to_post(
+    tweet: Mapping[str, Any], username: str, now: datetime, name: str | None = None
+) -> Post:
+    """A post from an X API v2 tweet object of the account `username` (display name `name`);
+    ValueError when it has no usable id."""
     tweet_id = tweet.get("id")
     if not isinstance(tweet_id, str) or not _DIGITS.fullmatch(tweet_id):
         raise ValueError(f"a post without a usable id ({str(tweet_id)[:30]!r})")
@@ -358,6 +369,7 @@ def tweet_to_post(tweet: Mapping[str, Any], username: str, now: datetime) -> Pos
         url=f"https://x.com/{username}/status/{tweet_id}",
         forwarded_from=forwarded_from,
         media_count=len(media) if isinstance(media, list) else 0,
+        channel_title=name or None,
     )
 
 
@@ -438,11 +450,14 @@ class XSource:
     async def poll(self, session: aiohttp.ClientSession, feed: Feed) -> int:
         """Read what the account posted since the cursor and deliver it oldest first."""
         cursor = XCursor.load(await feed.cursor())
-        if cursor is None:
-            cursor = await self._look_up(session)
+        if cursor is None or cursor.name is None:
+            found = await self._look_up(session)
+            # A cursor saved before names were kept learns the name (once) and keeps its place.
+            if cursor is not None and cursor.user_id == found.user_id:
+                found = replace(cursor, name=found.name)
+            cursor = found
             # Kept at once: the lookup costs a request and is never needed again.
             await feed.advance(cursor.dump())
-        first_run = cursor.since_id is None
         since = int(cursor.since_id) if cursor.since_id is not None else None
         tweets = await self._read_timeline(session, cursor)
 
@@ -455,19 +470,12 @@ class XSource:
             if since is None or int(tweet_id) > since:
                 by_id.setdefault(int(tweet_id), tweet)  # pages may overlap
         now = self._now()
-        fresh: list[Post] = []
-        for tweet_id in sorted(by_id):
-            post = tweet_to_post(by_id[tweet_id], cursor.username, now)
-            if first_run and post.date < now - FIRST_RUN_WINDOW:
-                continue
-            fresh.append(post)
-
+        fresh = [
+            tweet_to_post(by_id[tweet_id], cursor.username, now, cursor.name)
+            for tweet_id in sorted(by_id)
+        ]
         for post in fresh:
             await feed.deliver(post, replace(cursor, since_id=post.post_id).dump())
-        newest = max(by_id, default=None)
-        if newest is not None and (not fresh or int(fresh[-1].post_id) < newest):
-            # On a first run older posts are read but not delivered: start after them anyway.
-            await feed.advance(replace(cursor, since_id=str(newest)).dump())
 
         if fresh:
             log.info(
@@ -486,6 +494,7 @@ class XSource:
             raise self._gone(answer.get("errors"))
         user_id = data.get("id") if isinstance(data, dict) else None
         username = data.get("username") if isinstance(data, dict) else None
+        name = data.get("name") if isinstance(data, dict) else None
         if not (
             isinstance(user_id, str)
             and _DIGITS.fullmatch(user_id)
@@ -494,7 +503,9 @@ class XSource:
         ):
             raise XApiError(f"X API {LOOKUP}: no user id and username for @{self.username}")
         log.info("x @%s: account id %s", username, user_id)
-        return XCursor(user_id, username)
+        return XCursor(
+            user_id, username, name=clean_title(name if isinstance(name, str) else None) or ""
+        )
 
     async def _read_timeline(
         self, session: aiohttp.ClientSession, cursor: XCursor
