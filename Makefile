@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/dozor demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot handlers tests benchmarks

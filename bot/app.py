@@ -5,15 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import json
 import logging
 import signal
 from datetime import UTC, datetime
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.types import BotCommand, LinkPreviewOptions
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import BotCommand, LinkPreviewOptions, User
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config import Settings
@@ -21,6 +30,7 @@ from bot.delivery.outbox import OutboxWorker
 from bot.delivery.sender import Pacer, TelegramSender
 from bot.digest import queue_digests
 from bot.ingest import Ingest, Matcher
+from bot.redact import Redactor
 from bot.sources.links import parse_source
 from bot.sources.manager import SourceManager
 from bot.sources.registry import SourceOptions, build_source
@@ -28,6 +38,7 @@ from bot.sources.telegram import TelethonConnector
 from bot.sources.x import XApi, XOptions
 from bot.storage import Storage
 from handlers import build_router
+from handlers.errors import on_error
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +51,37 @@ COMMANDS = [
 ]
 
 
+def loads_clean(text: str) -> Any:
+    """JSON from the Bot API with lone surrogates replaced.
+
+    JSON may escape half of a surrogate pair (`"\\ud800"`); Python decodes it into a string
+    that cannot be encoded again, so echoing such a message in a reply would fail. Cleaning
+    every update here, at the edge, keeps it out of every handler.
+    """
+    return _without_surrogates(json.loads(text))
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {key: _without_surrogates(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    return value
+
+
 def make_bot(settings: Settings) -> Bot:
     """An aiogram Bot speaking to the configured Bot API server, HTML by default."""
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    session = AiohttpSession(
+        api=TelegramAPIServer.from_base(settings.telegram_api_base), json_loads=loads_clean
+    )
     return Bot(
         settings.require_token(),
         session=session,
@@ -76,6 +115,7 @@ def build_dispatcher(
     """The dispatcher with every router; handlers receive these objects by parameter name."""
     dispatcher = Dispatcher(db=storage, matcher=matcher, settings=settings, sources=sources)
     dispatcher.include_router(build_router())
+    dispatcher.errors.register(on_error)
     return dispatcher
 
 
@@ -90,10 +130,89 @@ async def add_configured_sources(settings: Settings, storage: Storage) -> None:
         await storage.add_source(spec.text, spec.kind, origin="config")
 
 
-async def run_service(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down in order without losing queued alerts."""
+BOT_RETRY_FIRST = 1.0  # seconds before trying the Bot API again at start, doubling...
+BOT_RETRY_MAX = 60.0  # ...up to a minute
+SHUTDOWN_JOBS_GRACE = 10.0  # seconds a running scheduled job may take to finish at shutdown
+
+
+class FatalError(Exception):
+    """A problem waiting will not fix (the Bot API refuses the token): the service exits."""
+
+
+async def connect_bot(bot: Bot, base: str) -> User:
+    """`getMe` until the Bot API answers, backing off while it cannot be reached.
+
+    A refused token is fatal; anything else (no network, 5xx, a proxy's error page) is waited
+    out, loudly, because the service is useless to its users until commands can be read.
+    """
+    delay = BOT_RETRY_FIRST
+    while True:
+        try:
+            return await bot.me()
+        except (TelegramUnauthorizedError, TelegramNotFound) as exc:
+            raise FatalError(
+                f"the Bot API at {base} refused BOT_TOKEN ({exc.message}); check the token "
+                "with @BotFather and TELEGRAM_API_BASE"
+            ) from None
+        except TelegramRetryAfter as exc:
+            wait = float(exc.retry_after)
+            log.warning("the Bot API asked to wait %.0f s before getMe", wait)
+        except (TelegramAPIError, ClientDecodeError, OSError, TimeoutError) as exc:
+            wait = delay
+            delay = min(delay * 2, BOT_RETRY_MAX)
+            log.warning(
+                "cannot reach the Bot API at %s (%s: %s); commands are not answered until it"
+                " can be; trying again in %.0f s",
+                base,
+                type(exc).__name__,
+                exc,
+                wait,
+            )
+        await asyncio.sleep(wait)
+
+
+async def answer_commands(bot: Bot, dispatcher: Dispatcher, settings: Settings) -> None:
+    """Connect to the Bot API (retrying), then poll for updates until stopped."""
+    me = await connect_bot(bot, settings.telegram_api_base)
+    log.info("connected to the Bot API as @%s; answering commands", me.username)
+    try:
+        await bot.set_my_commands(COMMANDS)
+    except (TelegramAPIError, ClientDecodeError) as exc:
+        log.warning("could not set the command menu: %s", exc)
+    await dispatcher.start_polling(bot, handle_signals=False, close_bot_session=False)
+
+
+async def supervise_tasks(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> int:
+    """Wait for a stop signal or for any long-running task to end; 0, or 1 if a task ended.
+
+    A service with its polling, sources or sender dead must not linger half-alive: it exits
+    non-zero, so the operator (or systemd, or Docker) sees it and restarts it.
+    """
+    stopping = asyncio.create_task(stop.wait(), name="stop signal")
+    try:
+        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    failed = [task for task in done if task is not stopping]
+    for task in failed:
+        exc = None if task.cancelled() else task.exception()
+        if isinstance(exc, FatalError):
+            log.critical("%s", exc)
+        elif exc is not None:
+            log.critical("%s stopped: %s; exiting", task.get_name(), exc, exc_info=exc)
+        else:
+            log.critical("%s stopped unexpectedly; exiting", task.get_name())
+    return 1 if failed else 0
+
+
+async def run_service(settings: Settings, redact: Redactor | None = None) -> int:
+    """Run until SIGTERM or SIGINT, then shut down in order without losing queued alerts.
+
+    Returns the exit status: 0 after a requested stop, 1 when a long-running task died.
+    Raises StorageError when the database cannot be used (or another service holds it).
+    """
+    storage = await Storage.open(settings.dozor_db, exclusive=True, redact=redact)
     bot = make_bot(settings)
-    storage = await Storage.open(settings.dozor_db)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -109,7 +228,6 @@ async def run_service(settings: Settings) -> None:
     connector = TelethonConnector(*credentials, str(settings.tg_session)) if credentials else None
     options = source_options(settings, connector)
     sender = TelegramSender(bot, Pacer(rate=settings.send_rate))
-    worker = OutboxWorker(storage, sender, settings.tz, outbox_ready)
 
     async def notify_admins(text: str) -> None:
         """Problems an admin must fix (a revoked session, say) go to every admin's chat."""
@@ -118,6 +236,7 @@ async def run_service(settings: Settings) -> None:
             if result.status != "sent":
                 log.warning("could not tell admin %d: %s", admin, result.reason)
 
+    worker = OutboxWorker(storage, sender, settings.tz, outbox_ready, alarm=notify_admins)
     manager = SourceManager(
         storage,
         ingest,
@@ -129,8 +248,17 @@ async def run_service(settings: Settings) -> None:
 
     scheduler = AsyncIOScheduler(timezone=UTC)
 
+    jobs: set[asyncio.Task[Any]] = set()  # scheduler jobs running now (finished at shutdown)
+
     async def digest_job() -> None:
-        count = await queue_digests(storage, datetime.now(UTC), settings.digest_time, settings.tz)
+        task = asyncio.current_task()
+        assert task is not None
+        jobs.add(task)
+        try:
+            now = datetime.now(UTC)
+            count = await queue_digests(storage, now, settings.digest_time, settings.tz)
+        finally:
+            jobs.discard(task)
         if count:
             outbox_ready.set()
 
@@ -147,31 +275,37 @@ async def run_service(settings: Settings) -> None:
 
     await add_configured_sources(settings, storage)
     await manager.sync()
-    manager_task = asyncio.create_task(manager.run(), name="sources")
-    worker_task = asyncio.create_task(worker.run(), name="outbox")
-    polling_task = asyncio.create_task(
-        dispatcher.start_polling(bot, handle_signals=False, close_bot_session=False),
-        name="polling",
-    )
+    tasks = [
+        asyncio.create_task(manager.run(), name="sources"),
+        asyncio.create_task(worker.run(), name="outbox"),
+        asyncio.create_task(answer_commands(bot, dispatcher, settings), name="polling"),
+    ]
     scheduler.start()
-    with contextlib.suppress(Exception):
-        await bot.set_my_commands(COMMANDS)
     log.info(
         "Dozor is running: %d source(s), %d subscription(s)", len(manager.running), len(matcher)
     )
+    status = 1
     try:
-        await stop.wait()
+        status = await supervise_tasks(stop, tasks)
     finally:
         log.info("shutting down")
+        # APScheduler's shutdown cancels a job in progress: let a digest being queued (one
+        # transaction per chat) finish first, with no new run starting meanwhile.
+        scheduler.pause()
+        if jobs:
+            await asyncio.wait(list(jobs), timeout=SHUTDOWN_JOBS_GRACE)
         scheduler.shutdown(wait=False)
         with contextlib.suppress(RuntimeError):
             await dispatcher.stop_polling()
-        manager_task.cancel()
+        tasks[0].cancel()
+        tasks[2].cancel()
         await manager.stop_all()
         worker.stop()  # sends in flight get a bounded grace; the rest stays in the outbox
-        await asyncio.gather(worker_task, manager_task, polling_task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if connector is not None:
             await connector.close()
         await bot.session.close()
+        matcher.close()
         await storage.close()
         log.info("stopped")
+    return status

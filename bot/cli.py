@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from bot.config import Settings, SettingsError, load_settings
+from bot.redact import Redactor, install_log_redaction
+from bot.storage.lock import StorageError
 
 DIGEST_DRAIN_LIMIT = 120.0  # seconds `digest --now` keeps trying before leaving it to the service
 
@@ -55,13 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def run_sources(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+async def run_sources(
+    settings: Settings, args: argparse.Namespace, out: TextIO, redact: Redactor
+) -> int:
     """`dozor sources ...` on the database; a running service picks changes up within a minute."""
     from bot.sources.health import describe, warning
     from bot.sources.links import find_sources, parse_source
     from bot.storage import Storage
 
-    storage = await Storage.open(settings.dozor_db)
+    storage = await Storage.open(settings.dozor_db, redact=redact)
     try:
         if args.action == "list":
             now = datetime.now(UTC)
@@ -135,12 +139,13 @@ def run_match(query: str, lines: Iterable[str], out: TextIO, err: TextIO, explai
     return 0
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, redact: Redactor | None = None) -> None:
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    install_log_redaction(redact or Redactor())
     # aiogram logs every update at INFO; that is noise for an operator.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -158,15 +163,29 @@ async def _login(settings: Settings) -> int:
     return 0
 
 
-async def _digest_now(settings: Settings) -> int:
+async def _digest_now(settings: Settings, redact: Redactor) -> int:
+    """Queue every digest now and send them, or leave the sending to a running service."""
     from bot.app import make_bot
     from bot.delivery.outbox import OutboxWorker
     from bot.delivery.sender import TelegramSender
     from bot.digest import queue_digests
-    from bot.storage import Storage
+    from bot.storage import DatabaseInUse, Storage
 
+    try:
+        storage = await Storage.open(settings.dozor_db, exclusive=True, redact=redact)
+    except DatabaseInUse as exc:
+        # The service is running: it owns the outbox. Queue only; it sends within seconds.
+        storage = await Storage.open(settings.dozor_db, redact=redact)
+        try:
+            now = datetime.now(UTC)
+            count = await queue_digests(
+                storage, now, settings.digest_time, settings.tz, force=True
+            )
+        finally:
+            await storage.close()
+        print(f"queued {count} digest(s); the running service (pid {exc.pid}) sends them")
+        return 0
     bot = make_bot(settings)
-    storage = await Storage.open(settings.dozor_db)
     try:
         now = datetime.now(UTC)
         count = await queue_digests(storage, now, settings.digest_time, settings.tz, force=True)
@@ -205,27 +224,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_demo())
     try:
         settings = load_settings()
-        _configure_logging(settings.log_level)
-        if args.command == "login":
-            return asyncio.run(_login(settings))
-        if args.command == "sources":
-            try:
-                return asyncio.run(run_sources(settings, args, sys.stdout))
-            except OSError as exc:
-                print(f"dozor sources: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-                return 2
-        settings.require_token()
-        if args.command == "run":
-            from bot.app import run_service
-
-            asyncio.run(run_service(settings))
-            return 0
-        return asyncio.run(_digest_now(settings))
     except SettingsError as exc:
         print(f"dozor: {exc}", file=sys.stderr)
         return 2
+    redact = Redactor(settings.secrets())
+    _configure_logging(settings.log_level, redact)
+    try:
+        return _run_command(args, settings, redact)
+    except (SettingsError, StorageError) as exc:
+        print(f"dozor: {redact(str(exc))}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _run_command(args: argparse.Namespace, settings: Settings, redact: Redactor) -> int:
+    """The commands that need settings (all but `match` and `demo`)."""
+    if args.command == "login":
+        return asyncio.run(_login(settings))
+    if args.command == "sources":
+        try:
+            return asyncio.run(run_sources(settings, args, sys.stdout, redact))
+        except OSError as exc:
+            print(f"dozor sources: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+    settings.require_token()
+    if args.command == "run":
+        from bot.app import run_service
+
+        return asyncio.run(run_service(settings, redact))
+    return asyncio.run(_digest_now(settings, redact))
 
 
 if __name__ == "__main__":

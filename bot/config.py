@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def secrets(self) -> list[str]:
+        """Every configured secret, for redaction from logs and stored errors."""
+        values = [self.bot_token, self.tg_api_hash, self.x_bearer_token]
+        return [value.get_secret_value() for value in values if value is not None]
+
     def require_token(self) -> str:
         """The bot token, or a SettingsError naming BOT_TOKEN."""
         if self.bot_token is None:

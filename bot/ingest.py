@@ -4,30 +4,52 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TypeVar
 
-from bot.domain import Post, Subscription, clean_text
+from bot.domain import Post, Subscription, clean_text, clean_title
 from bot.matching import Hit, QueryIndex
 from bot.storage import SaveResult, Storage
 from bot.storage.sqlite import MatchRecord
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# How far before a source was added its posts still count as news (see `SourceFeed`).
+NEWS_BEFORE_ADDED = timedelta(hours=24)
 
 
 class Matcher:
-    """The live subscription index; rebuilt from storage whenever subscriptions change."""
+    """The live subscription index; rebuilt from storage whenever subscriptions change.
+
+    Matching is CPU work (tokenising, folding, evaluating queries, RE2 over long posts), so it
+    runs on one worker thread, off the event loop: replies and sends go on while a long post
+    is matched. Changes to the index run on the same thread, so they never interleave with a
+    match in progress.
+    """
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
         self._index = QueryIndex()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matcher")
+
+    async def _on_thread(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
     async def refresh(self) -> None:
         """Rebuild from every active subscription (at start)."""
         subscriptions = await self._storage.active_subscriptions()
-        index = QueryIndex(expander=self._index.expander)
-        for subscription in subscriptions:
-            self._add(index, subscription)
-        self._index = index
+
+        def build() -> QueryIndex:
+            index = QueryIndex(expander=self._index.expander)
+            for subscription in subscriptions:
+                self._add(index, subscription)
+            return index
+
+        self._index = await self._on_thread(build)
 
     @staticmethod
     def _add(index: QueryIndex, subscription: Subscription) -> None:
@@ -36,16 +58,24 @@ class Matcher:
         except ValueError as exc:  # a query saved under older rules that no longer parses
             log.warning("subscription %d skipped: %s", subscription.id, exc)
 
-    def add(self, subscription: Subscription) -> None:
+    async def add(self, subscription: Subscription) -> None:
         """Start matching a subscription at once (a new one, or a returning chat's; an id
         already filed is replaced)."""
-        self._add(self._index, subscription)
+        await self._on_thread(lambda: self._add(self._index, subscription))
 
-    def remove(self, subscription_id: int) -> None:
-        self._index.remove(subscription_id)
+    async def remove(self, subscription_id: int) -> None:
+        await self._on_thread(lambda: self._index.remove(subscription_id))
+
+    async def find(self, text: str) -> list[Hit]:
+        """The subscriptions a text matches, worked out off the event loop."""
+        return await self._on_thread(lambda: self._index.match(text))
 
     def match(self, text: str) -> list[Hit]:
+        """`find` on the caller's thread (tools and tests; the service uses `find`)."""
         return self._index.match(text)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -60,13 +90,22 @@ class Ingest:
         self._outbox_ready = outbox_ready
 
     async def handle(
-        self, post: Post, *, source_id: int | None = None, cursor: str | None = None
+        self,
+        post: Post,
+        *,
+        source_id: int | None = None,
+        cursor: str | None = None,
+        alert: bool = True,
     ) -> SaveResult:
-        post = replace(post, text=clean_text(post.text))
+        """Store a post; match it and queue its alerts unless `alert` is False (old news:
+        stored so /search finds it, but no match is recorded and nobody is told)."""
+        post = replace(
+            post, text=clean_text(post.text), channel_title=clean_title(post.channel_title)
+        )
         existing = await self._storage.get_post(post.source, post.channel, post.post_id)
         hits: list[Hit] = []
-        if existing is None or existing.post.text != post.text:
-            hits = self._matcher.match(post.text)
+        if alert and (existing is None or existing.post.text != post.text):
+            hits = await self._matcher.find(post.text)
         records = [
             MatchRecord(
                 hit.subscription.id, hit.subscription.chat_id, hit.subscription.query, hit.spans
@@ -86,19 +125,65 @@ class Ingest:
         return result
 
 
-class SourceFeed:
-    """A Feed bound to one stored source: posts go to ingest with the source's cursor."""
+def is_news(post: Post, added_at: datetime | None) -> bool:
+    """Whether a post read from a source may alert: the one first-read rule of every kind.
 
-    def __init__(self, ingest: Ingest, storage: Storage, source_id: int) -> None:
+    A post published more than `NEWS_BEFORE_ADDED` before its source was added is the
+    source's back catalogue (a new channel's latest page, a feed's archive, an account's
+    last posts, an old post edited later): it is stored, but raises no alert. Anything
+    published after that alerts however late it is read, so a source that catches up
+    after downtime misses nothing.
+    """
+    return added_at is None or post.date >= added_at - NEWS_BEFORE_ADDED
+
+
+class SourceFeed:
+    """A Feed bound to one stored source: posts go to ingest with the source's cursor, and
+    only the source's news (`is_news`) alerts.
+
+    Health: a read that completed (`succeeded`, called by the Poller after a poll and by a
+    streaming source after a catch-up) makes the source healthy; a cursor written in the
+    middle of a read does not. With `posts_prove_health` (streaming sources that report no
+    completed reads, such as a followed file) a stored post counts as a completed read.
+    """
+
+    def __init__(
+        self,
+        ingest: Ingest,
+        storage: Storage,
+        source_id: int,
+        *,
+        posts_prove_health: bool = False,
+    ) -> None:
         self._ingest = ingest
         self._storage = storage
         self._source_id = source_id
+        self._posts_prove_health = posts_prove_health
+        self._added_at: datetime | None = None
+        self._added_known = False
 
     async def cursor(self) -> str | None:
         return await self._storage.get_cursor(self._source_id)
 
     async def deliver(self, post: Post, cursor: str) -> None:
-        await self._ingest.handle(post, source_id=self._source_id, cursor=cursor)
+        alert = is_news(post, await self._added())
+        if not alert:
+            log.debug(
+                "post %s/%s/%s predates its source: stored without alerts",
+                post.source,
+                post.channel,
+                post.post_id,
+            )
+        await self._ingest.handle(post, source_id=self._source_id, cursor=cursor, alert=alert)
+        if self._posts_prove_health:
+            await self._storage.record_source_ok(self._source_id)
+
+    async def _added(self) -> datetime | None:
+        # Read once: a source re-added later gets a new SourceFeed when it restarts.
+        if not self._added_known:
+            self._added_at = await self._storage.source_added_at(self._source_id)
+            self._added_known = True
+        return self._added_at
 
     async def advance(self, cursor: str) -> None:
         await self._storage.set_cursor(self._source_id, cursor)
@@ -110,5 +195,5 @@ class SourceFeed:
     async def succeeded(self) -> None:
         await self._storage.record_source_ok(self._source_id)
 
-    async def failed(self, error: str) -> None:
-        await self._storage.record_source_error(self._source_id, error)
+    async def failed(self, error: str, *, stopped: bool = False) -> None:
+        await self._storage.record_source_error(self._source_id, error, stopped=stopped)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiogram import Bot
-from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
+from aiogram import Bot, Dispatcher
 
+from bot.app import build_dispatcher, make_bot
+from bot.config import Settings
+from bot.ingest import Matcher
 from bot.storage import Storage
 from tests.botapi import FakeBotAPI
 
@@ -32,7 +34,67 @@ async def api() -> AsyncIterator[FakeBotAPI]:
 
 @pytest.fixture
 async def bot(api: FakeBotAPI) -> AsyncIterator[Bot]:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api.base_url))
-    client = Bot(TEST_TOKEN, session=session, default=DefaultBotProperties(parse_mode="HTML"))
+    """The service's own Bot (its session, defaults and JSON decoding) on the stand-in."""
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, bot_token=TEST_TOKEN, telegram_api_base=api.base_url
+    )
+    client = make_bot(settings)
     yield client
     await client.session.close()
+
+
+USER = 501
+
+
+class Chat:
+    """A person typing into the bot and reading its replies."""
+
+    def __init__(self, api: FakeBotAPI, chat_id: int = USER, chat_type: str = "private") -> None:
+        self.api = api
+        self.chat_id = chat_id
+        self.chat_type = chat_type
+
+    async def say(self, text: str) -> str:
+        return await self.api.say(self.chat_id, text, user_id=USER, chat_type=self.chat_type)
+
+
+@pytest.fixture
+async def matcher(storage: Storage) -> AsyncIterator[Matcher]:
+    built = Matcher(storage)
+    await built.refresh()
+    yield built
+    built.close()
+
+
+@contextlib.asynccontextmanager
+async def dispatching(dispatcher: Dispatcher, bot: Bot) -> AsyncIterator[None]:
+    """`dispatcher` polling the stand-in Bot API for the duration of the block."""
+    task = asyncio.create_task(
+        dispatcher.start_polling(
+            bot, handle_signals=False, close_bot_session=False, polling_timeout=1
+        )
+    )
+    try:
+        yield
+    finally:
+        await dispatcher.stop_polling()
+        await asyncio.wait_for(task, 10)
+
+
+@contextlib.asynccontextmanager
+async def polling(
+    storage: Storage, matcher: Matcher, bot: Bot, settings: Settings | None = None
+) -> AsyncIterator[None]:
+    """The service's dispatcher (every router) polling the stand-in for the block."""
+    settings = settings or Settings(_env_file=None)  # type: ignore[call-arg]
+    async with dispatching(build_dispatcher(storage, matcher, settings), bot):
+        yield
+
+
+@pytest.fixture
+async def chat(
+    storage: Storage, matcher: Matcher, api: FakeBotAPI, bot: Bot
+) -> AsyncIterator[Chat]:
+    """A person in a private chat with the bot (the real dispatcher on the stand-in)."""
+    async with polling(storage, matcher, bot):
+        yield Chat(api)

@@ -27,8 +27,8 @@ class LoopbackServer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), 30)
 
-    async def start(self) -> str:
-        """Bind ``127.0.0.1`` on a free port and return the base URL."""
+    async def start(self, port: int = 0) -> str:
+        """Bind ``127.0.0.1`` on `port` (a free one by default) and return the base URL."""
         if self._runner is not None:
             raise RuntimeError(f"{type(self).__name__} is already running")
         # Made here, not only in __init__, so it belongs to the loop that runs the server.
@@ -39,7 +39,7 @@ class LoopbackServer:
         # inside handlers are woken by _closing, so this is only a safety net.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
         self._runner = runner
         host, port = runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"

@@ -2,56 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from aiogram import Bot
 
-from bot.app import build_dispatcher
-from bot.config import Settings
 from bot.domain import Post
 from bot.ingest import Matcher
 from bot.storage import Storage
 from handlers.subscriptions import MAX_SUBSCRIPTIONS
 from tests.botapi import FakeBotAPI
-
-USER = 501
-
-
-class Chat:
-    """A person typing into the bot and reading its replies."""
-
-    def __init__(self, api: FakeBotAPI, chat_id: int = USER, chat_type: str = "private") -> None:
-        self.api = api
-        self.chat_id = chat_id
-        self.chat_type = chat_type
-
-    async def say(self, text: str) -> str:
-        return await self.api.say(self.chat_id, text, user_id=USER, chat_type=self.chat_type)
-
-
-@pytest.fixture
-async def matcher(storage: Storage) -> Matcher:
-    built = Matcher(storage)
-    await built.refresh()
-    return built
-
-
-@pytest.fixture
-async def chat(
-    storage: Storage, matcher: Matcher, api: FakeBotAPI, bot: Bot
-) -> AsyncIterator[Chat]:
-    dispatcher = build_dispatcher(storage, matcher, Settings(_env_file=None))  # type: ignore[call-arg]
-    polling = asyncio.create_task(
-        dispatcher.start_polling(
-            bot, handle_signals=False, close_bot_session=False, polling_timeout=1
-        )
-    )
-    yield Chat(api)
-    await dispatcher.stop_polling()
-    await asyncio.wait_for(polling, 10)
+from tests.conftest import USER, Chat
 
 
 async def test_start_registers_and_explains(chat: Chat, storage: Storage) -> None:
@@ -68,7 +28,8 @@ async def test_subscribe_list_unsubscribe(chat: Chat, matcher: Matcher) -> None:
     reply = await chat.say("/subscribe Oreshnik")
     assert "Subscribed" in reply
     assert "Oreshnik" in reply
-    assert [h.subscription.query for h in matcher.match("The Oreshnik is here")] == ["Oreshnik"]
+    hits = await matcher.find("The Oreshnik is here")
+    assert [h.subscription.query for h in hits] == ["Oreshnik"]
     assert "already subscribed" in await chat.say("/subscribe Oreshnik")
     await chat.say('/subscribe "INF Treaty" OR РСМД')
     listing = await chat.say("/list")
@@ -77,7 +38,7 @@ async def test_subscribe_list_unsubscribe(chat: Chat, matcher: Matcher) -> None:
         '2. <code>"INF Treaty" OR РСМД</code>' in listing
     )
     assert "Unsubscribed" in await chat.say("/unsubscribe 1")
-    assert matcher.match("The Oreshnik is here") == []
+    assert await matcher.find("The Oreshnik is here") == []
     assert "Unsubscribed" in await chat.say('/unsubscribe "INF Treaty" OR РСМД')
     assert "no saved queries" in await chat.say("/list")
 

@@ -5,6 +5,11 @@ any moment loses nothing; at most the messages in flight are sent again. Chats a
 concurrently (the pacer keeps the pace), each chat one message at a time, oldest row first,
 so a subscriber's alerts arrive in order. Alerts waiting together for one chat go out as one
 message. The worker wakes the moment ingest stores something (no polling delay).
+
+When the outcome of a send cannot be recorded (disk full, a read-only or broken database), the
+worker stops sending instead of looping: the message was delivered but still looks due, so
+sending on would repeat it every second. It remembers what it delivered, tells the admins once,
+retries the recording with back-off and resumes when the database takes writes again.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 from bot.delivery.render import MAX_BATCH, AlertParts, render_alerts
 from bot.delivery.sender import Sender, SendResult
@@ -27,6 +33,9 @@ MAX_RETRY_DELAY = 600.0
 CONCURRENCY = 32  # messages in flight at once (Telegram answers in ~0.1 s; 30/s needs ~3+)
 SHUTDOWN_GRACE = 10.0  # seconds in-flight sends may take to finish on shutdown
 BLOCKED = "the chat blocked the bot or no longer exists"
+NOTHING_TO_SEND = "nothing to send"
+STALL_FIRST = 1.0  # seconds before retrying a failed recording, doubling...
+STALL_MAX = 60.0  # ...up to a minute
 
 
 def retry_delay(attempts: int) -> float:
@@ -66,6 +75,7 @@ class OutboxWorker:
         *,
         concurrency: int = CONCURRENCY,
         batch: bool = True,
+        alarm: Callable[[str], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._storage = storage
         self._sender = sender
@@ -76,6 +86,12 @@ class OutboxWorker:
         self._stop = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[int]] = {}  # chat → its send
         self._alone: set[int] = set()  # rows of a refused batch: retried one by one
+        self._alarm = alarm
+        self._alarms: set[asyncio.Task[None]] = set()
+        # Rows Telegram accepted whose sending could not be recorded: never sent again.
+        self._unrecorded: set[int] = set()
+        self._record_failures = 0  # failed attempts to record, in the current stall
+        self._stalled_until: float | None = None  # loop time; sending is paused until then
         self.sent = 0  # rows Telegram accepted since the worker was made
 
     def stop(self) -> None:
@@ -89,6 +105,9 @@ class OutboxWorker:
         try:
             while not self._stop.is_set():
                 self._ready.clear()
+                if self._stalled_until is not None:
+                    await self._wait_out_stall()
+                    continue
                 try:
                     await self._start_due()
                 except Exception:  # a database hiccup: try again shortly, do not die
@@ -108,6 +127,10 @@ class OutboxWorker:
         Telegram accepted. For one-shot use (`digest --now`, the demo)."""
         before = self.sent
         while not self._stop.is_set():
+            if self._stalled_until is not None:
+                due = self._stalled_until <= asyncio.get_running_loop().time()
+                if not due or not await self.try_recover():
+                    break  # the caller tries again later
             started = await self._start_due()
             if not started and not self._in_flight:
                 break
@@ -125,10 +148,15 @@ class OutboxWorker:
             return IDLE_CHECK
         return min(IDLE_CHECK, max(0.05, (due - datetime.now(UTC)).total_seconds()))
 
+    @property
+    def stalled(self) -> bool:
+        """Sending is paused because outcomes cannot be recorded."""
+        return self._stalled_until is not None
+
     async def _start_due(self) -> int:
         """Start a send for every chat with something due and nothing in flight."""
         room = self._concurrency - len(self._in_flight)
-        if room <= 0:
+        if room <= 0 or self._stalled_until is not None:
             return 0
         now = datetime.now(UTC)
         chats = await self._storage.pending_chats(now, room, skip_chats=self._in_flight.keys())
@@ -137,7 +165,8 @@ class OutboxWorker:
         )
         by_chat: dict[int, list[PendingMessage]] = {}
         for row in rows:
-            by_chat.setdefault(row.chat_id, []).append(row)
+            if row.id not in self._unrecorded:
+                by_chat.setdefault(row.chat_id, []).append(row)
         started = 0
         for chat_id, chat_rows in by_chat.items():
             if started == room:
@@ -153,28 +182,99 @@ class OutboxWorker:
         self._ready.set()
 
     async def _deliver(self, rows: list[PendingMessage]) -> int:
-        """Send the next message of one chat and record the outcome; rows accepted."""
-        try:
-            return await self._deliver_next(rows)
-        except Exception:
-            # Whatever went wrong, the rows stay pending: sent again later, never lost.
-            log.exception("could not deliver to chat %d", rows[0].chat_id)
-            return 0
+        """Send the next message of one chat and record the outcome; rows accepted.
 
-    async def _deliver_next(self, rows: list[PendingMessage]) -> int:
-        batch = self._batch and rows[0].id not in self._alone
-        text, carried = next_message(rows, self._tz, batch=batch)
-        ids = [row.id for row in carried]
+        Whatever goes wrong, nothing is lost (unsent rows stay pending) and nothing loops:
+        a failure to send is retried with back-off, a failure to record stalls the worker.
+        """
         chat_id = rows[0].chat_id
-        if not text.strip():
-            await self._storage.set_aside(ids, "nothing to send")
-            return 0
-        result = await self._sender.send(chat_id, text)
-        return await self._record(chat_id, carried, result)
+        carried = rows[:1]
+        try:
+            batch = self._batch and rows[0].id not in self._alone
+            text, carried = next_message(rows, self._tz, batch=batch)
+            if not text.strip():
+                result = SendResult("rejected", NOTHING_TO_SEND)
+            else:
+                result = await self._sender.send(chat_id, text)
+        except Exception as exc:  # a bug in rendering or sending: retried later, not now
+            log.exception("could not send to chat %d", chat_id)
+            result = SendResult("retry", f"{type(exc).__name__}: {exc}")
+        try:
+            accepted = await self._record(chat_id, carried, result)
+        except Exception as exc:
+            self._cannot_record(carried, result, exc)
+            return len(carried) if result.status == "sent" else 0
+        self._record_failures = 0
+        return accepted
+
+    def _cannot_record(
+        self, carried: list[PendingMessage], result: SendResult, exc: Exception
+    ) -> None:
+        """The database refused the outcome of a send: remember it and pause sending."""
+        ids = [row.id for row in carried]
+        if result.status == "sent":
+            self._unrecorded.update(ids)
+            self.sent += len(ids)
+        if self._stalled_until is None:  # sends in flight together fail together: once
+            self._record_failures = 1
+            self._stalled_until = asyncio.get_running_loop().time() + STALL_FIRST
+            message = (
+                f"cannot record sent messages in the database ({type(exc).__name__}: {exc});"
+                " sending is paused until it can (is the disk full?)"
+            )
+            log.critical("%s", message)
+            self._raise_alarm(f"⚠️ Dozor: {message}")
+
+    def _raise_alarm(self, text: str) -> None:
+        if self._alarm is None:
+            return
+        task = asyncio.create_task(self._alarm(text), name="outbox alarm")
+        self._alarms.add(task)
+        task.add_done_callback(self._alarm_done)
+
+    def _alarm_done(self, task: asyncio.Task[None]) -> None:
+        self._alarms.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not raise the alarm: %s", task.exception())
+
+    async def _wait_out_stall(self) -> None:
+        """Sleep until the stall's retry time (or a stop), then try to record again."""
+        assert self._stalled_until is not None
+        wait = self._stalled_until - asyncio.get_running_loop().time()
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._stop.wait()
+        if self._stop.is_set():
+            return
+        await self.try_recover()
+
+    async def try_recover(self) -> bool:
+        """Record what was sent meanwhile; on success, sending resumes. False if still stuck."""
+        if self._in_flight:
+            # Outcomes still arriving would be recorded (or fail) on their own.
+            await asyncio.wait(list(self._in_flight.values()))
+        ids = sorted(self._unrecorded)
+        try:
+            if ids:
+                await self._storage.mark_sent(ids)
+        except Exception as exc:
+            self._record_failures += 1
+            delay = min(STALL_MAX, STALL_FIRST * 2 ** (self._record_failures - 1))
+            self._stalled_until = asyncio.get_running_loop().time() + delay
+            log.warning("still cannot record sent messages (%s); next try in %.0f s", exc, delay)
+            return False
+        self._unrecorded.difference_update(ids)
+        self._stalled_until = None
+        log.warning("the database takes writes again: %d sent message(s) recorded", len(ids))
+        if ids:
+            self._raise_alarm(f"✅ Dozor: sending resumed; {len(ids)} sent message(s) recorded")
+        return True
 
     async def _record(
         self, chat_id: int, carried: list[PendingMessage], result: SendResult
     ) -> int:
+        """Write the outcome of a send; raises when the database refuses the write."""
         ids = [row.id for row in carried]
         if result.status == "sent":
             await self._storage.mark_sent(ids)
@@ -190,6 +290,8 @@ class OutboxWorker:
                 result.reason,
                 dropped,
             )
+        elif result.reason == NOTHING_TO_SEND:
+            await self._storage.set_aside(ids, NOTHING_TO_SEND)
         elif result.status == "rejected":
             if len(ids) > 1:
                 # One of the alerts may hold what Telegram refuses: send them one by one.
@@ -210,11 +312,20 @@ class OutboxWorker:
 
     async def _finish(self, grace: float) -> None:
         tasks = list(self._in_flight.values())
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=grace)
-        if pending:
-            log.warning("%d send(s) did not finish in time; they stay in the outbox", len(pending))
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            if pending:
+                log.warning(
+                    "%d send(s) did not finish in time; they stay in the outbox", len(pending)
+                )
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+        if self._unrecorded and not await self.try_recover():
+            log.error(
+                "%d sent message(s) could not be recorded; they will be sent again at the next"
+                " start",
+                len(self._unrecorded),
+            )
+        if self._alarms:
+            await asyncio.wait(list(self._alarms), timeout=grace)

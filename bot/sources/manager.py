@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from bot.domain import SourceSpec
 from bot.ingest import Ingest, SourceFeed
 from bot.sources.base import Source
-from bot.sources.polling import PolledSource, Poller
+from bot.sources.polling import START_SPREAD, PolledSource, Poller
 from bot.sources.supervisor import supervise
 from bot.storage import Storage
 
@@ -37,6 +37,7 @@ class SourceManager:
         sync_interval: float = SYNC_INTERVAL,
         notify: Callable[[str], Awaitable[None]] | None = None,
         per_host: int = 2,
+        start_spread: float = START_SPREAD,
     ) -> None:
         self._storage = storage
         self._ingest = ingest
@@ -44,7 +45,9 @@ class SourceManager:
         self._sync_interval = sync_interval
         self._notify = notify
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._poller = Poller(per_host=per_host, on_stopped=self._stopped)
+        self._poller = Poller(
+            per_host=per_host, on_stopped=self._stopped, start_spread=start_spread
+        )
         self._poller_task: asyncio.Task[None] | None = None
         self._unbuildable: dict[str, str] = {}  # spec → why it cannot run (said once)
         self._lock = asyncio.Lock()
@@ -77,10 +80,18 @@ class SourceManager:
             if self._unbuildable.get(spec.text) != str(exc):  # say it once, not every minute
                 self._unbuildable[spec.text] = str(exc)
                 log.error("cannot watch %s: %s", spec.text, exc)
-                await self._storage.record_source_error(source_id, str(exc))
+                # Nothing will read it until the settings change: it is stopped.
+                await self._storage.record_source_error(source_id, str(exc), stopped=True)
             return
         self._unbuildable.pop(spec.text, None)
-        feed = SourceFeed(self._ingest, self._storage, source_id)
+        # The Poller and the telegram source report completed reads themselves; for other
+        # streaming sources (a followed file) a stored post is the sign that reading works.
+        reports_reads = isinstance(source, PolledSource) or bool(
+            getattr(source, "reports_reads", False)
+        )
+        feed = SourceFeed(
+            self._ingest, self._storage, source_id, posts_prove_health=not reports_reads
+        )
         if isinstance(source, PolledSource):
             self._poller.add(source, feed)
             if self._poller_task is None or self._poller_task.done():
@@ -88,7 +99,12 @@ class SourceManager:
             log.info("polling %s every %.0f s", spec.text, source.interval)
             return
         self._tasks[spec.text] = asyncio.create_task(
-            supervise(source, feed, feed.failed, on_stopped=self._stopped),
+            supervise(
+                source,
+                feed,
+                lambda error, stopped: feed.failed(error, stopped=stopped),
+                on_stopped=self._stopped,
+            ),
             name=f"source {spec.text}",
         )
         log.info("watching %s", spec.text)

@@ -1,5 +1,13 @@
 """Persistence: the only package that knows SQL."""
 
-from bot.storage.sqlite import PendingMessage, SaveResult, Storage
+from bot.storage.lock import DatabaseInUse, StorageError
+from bot.storage.sqlite import PendingMessage, SaveResult, Storage, TooManySubscriptions
 
-__all__ = ["PendingMessage", "SaveResult", "Storage"]
+__all__ = [
+    "DatabaseInUse",
+    "PendingMessage",
+    "SaveResult",
+    "Storage",
+    "StorageError",
+    "TooManySubscriptions",
+]

@@ -8,11 +8,12 @@ never interleave statements inside another's transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,8 @@ from bot.domain import (
     Subscriber,
     Subscription,
 )
+from bot.redact import Redactor
+from bot.storage.lock import ProcessLock, StorageError, unusable_database
 
 log = logging.getLogger(__name__)
 
@@ -81,36 +84,108 @@ class PendingMessage:
     text: str | None
 
 
+class _RollBack(Exception):
+    """Raised inside `_transaction` to end it with a ROLLBACK and no error."""
+
+
+class TooManySubscriptions(Exception):
+    """The chat already has as many subscriptions as it may keep."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"the chat already has {count} subscriptions")
+        self.count = count
+
+
 RHYTHM_POSTS = 20  # a source's rhythm is judged by the gaps between its last posts
 RHYTHM_MIN_POSTS = 5
-# A source that moves its cursor is working again: its failure streak ends there.
-_SOURCE_OK = "UPDATE sources SET cursor = ?, last_ok_at = ?, failures = 0 WHERE id = ?"
+# Only the cursor: a cursor written in the middle of a read (an X account looked up, a
+# channel resolved) says nothing about whether the read will succeed. Health is recorded
+# from outcomes alone (`record_source_ok`, `record_source_error`).
+_SET_CURSOR = "UPDATE sources SET cursor = ? WHERE id = ?"
 
 
 class Storage:
     """Everything Dozor keeps, behind typed methods."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(
+        self,
+        connection: aiosqlite.Connection,
+        *,
+        redact: Callable[[str], str] | None = None,
+        lock: ProcessLock | None = None,
+    ) -> None:
         self._db = connection
         self._lock = asyncio.Lock()
+        self._redact = redact or Redactor()
+        self._process_lock = lock
 
     @classmethod
-    async def open(cls, path: Path | str) -> Storage:
-        """Open (creating if needed) the database and apply pending migrations."""
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(str(path), isolation_level=None)
-        connection.row_factory = sqlite3.Row
-        storage = cls(connection)
-        await connection.execute("PRAGMA journal_mode = WAL")
-        await connection.execute("PRAGMA synchronous = NORMAL")
-        await connection.execute("PRAGMA foreign_keys = ON")
-        await connection.execute("PRAGMA busy_timeout = 5000")
-        await storage._migrate()
+    async def open(
+        cls,
+        path: Path | str,
+        *,
+        exclusive: bool = False,
+        redact: Callable[[str], str] | None = None,
+    ) -> Storage:
+        """Open (creating if needed) the database and apply pending migrations.
+
+        `exclusive` (the service, `digest --now`) holds the file's process lock until
+        `close()`: a second service on the same file would send every alert twice. `redact`
+        is applied to every error text stored. Raises StorageError, with one line saying what
+        is wrong with which file and what to do, when the database cannot be used.
+        """
+        lock: ProcessLock | None = None
+        connection: aiosqlite.Connection | None = None
+        try:
+            if str(path) != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                lock = ProcessLock.acquire(path) if exclusive else None
+            connection = await aiosqlite.connect(str(path), isolation_level=None)
+            connection.row_factory = sqlite3.Row
+            storage = cls(connection, redact=redact, lock=lock)
+            await connection.execute("PRAGMA journal_mode = WAL")
+            await connection.execute("PRAGMA synchronous = NORMAL")
+            await connection.execute("PRAGMA foreign_keys = ON")
+            await connection.execute("PRAGMA busy_timeout = 5000")
+            await storage._migrate()
+            await storage._check_writable()
+        except StorageError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            if connection is not None:
+                # An open aiosqlite connection keeps a thread alive: close it, or the
+                # process would hang at exit after reporting the error.
+                with contextlib.suppress(Exception):
+                    await connection.close()
+            if lock is not None:
+                lock.release()
+            raise StorageError(unusable_database(path, exc)) from exc
+        except BaseException:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+            if lock is not None:
+                lock.release()
+            raise
         return storage
 
     async def close(self) -> None:
-        await self._db.close()
+        try:
+            await self._db.close()
+        finally:
+            if self._process_lock is not None:
+                self._process_lock.release()
+                self._process_lock = None
+
+    async def _check_writable(self) -> None:
+        """Fail at open, not at the first alert, when the file cannot be written."""
+        async with self._transaction() as db:
+            # Rewriting the header's user_version writes page 1 (rolled back below).
+            async with db.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+            version = int(row[0]) if row is not None else 0
+            await db.execute(f"PRAGMA user_version = {version + 1}")
+            raise _RollBack
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -118,10 +193,25 @@ class Storage:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+            except _RollBack:
+                await self._rollback()
+                return
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                await self._rollback()
                 raise
-            await self._db.execute("COMMIT")
+            try:
+                await self._db.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT (disk full) may leave the transaction open; end it, or
+                # every later BEGIN would fail with "cannot start a transaction within a
+                # transaction".
+                await self._rollback()
+                raise
+
+    async def _rollback(self) -> None:
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                await self._db.execute("ROLLBACK")
 
     async def _migrate(self) -> None:
         await self._db.execute(
@@ -158,12 +248,18 @@ class Storage:
 
     # --- sources -------------------------------------------------------------------------
 
-    async def ensure_source(self, spec: str, kind: str, origin: str = "config") -> int:
-        """The id of a source, adding it if new (an existing one keeps its state)."""
+    async def ensure_source(
+        self, spec: str, kind: str, origin: str = "config", *, added_at: datetime | None = None
+    ) -> int:
+        """The id of a source, adding it if new (an existing one keeps its state).
+
+        `added_at` (default: now) is when watching it began: posts published more than a day
+        before it are stored without alerts (see `SourceFeed`).
+        """
         async with self._transaction() as db:
             await db.execute(
                 "INSERT OR IGNORE INTO sources (spec, kind, added_at, origin) VALUES (?, ?, ?, ?)",
-                (spec, kind, _ts(_now()), origin),
+                (spec, kind, _ts(added_at or _now()), origin),
             )
             row = await self._one("SELECT id FROM sources WHERE spec = ?", (spec,))
         assert row is not None
@@ -183,9 +279,12 @@ class Storage:
                 return True
             if row["enabled"]:
                 return False
+            # Watched anew from now: what it published while it was not watched and is
+            # older than a day is stored without alerts, like a new source's back catalogue.
             await db.execute(
-                "UPDATE sources SET enabled = 1, failures = 0, origin = ? WHERE id = ?",
-                (origin, row["id"]),
+                "UPDATE sources SET enabled = 1, failures = 0, stopped_at = NULL,"
+                " failing_since = NULL, added_at = ?, origin = ? WHERE id = ?",
+                (_ts(_now()), origin, row["id"]),
             )
             return True
 
@@ -225,6 +324,9 @@ class Storage:
                 failures=int(row["failures"]),
                 posts_24h=int(row["posts_24h"]),
                 usual_gap=gaps[int(row["id"])],
+                title=row["title"],
+                stopped_at=_dt(row["stopped_at"]),
+                failing_since=_dt(row["failing_since"]),
             )
             for row in rows
         ]
@@ -244,24 +346,39 @@ class Storage:
         row = await self._one("SELECT cursor FROM sources WHERE id = ?", (source_id,))
         return None if row is None else row["cursor"]
 
+    async def source_added_at(self, source_id: int) -> datetime | None:
+        """When watching the source began (None for an unknown id)."""
+        row = await self._one("SELECT added_at FROM sources WHERE id = ?", (source_id,))
+        return None if row is None else _dt(row["added_at"])
+
     async def set_cursor(self, source_id: int, cursor: str) -> None:
+        """Move the cursor; the source's health is untouched (a read may still fail)."""
         async with self._transaction() as db:
-            await db.execute(_SOURCE_OK, (cursor, _ts(_now()), source_id))
+            await db.execute(_SET_CURSOR, (cursor, source_id))
 
     async def record_source_ok(self, source_id: int) -> None:
-        """The source was read without error: it is healthy again (the cursor is unchanged)."""
+        """A read completed without error: the source is healthy (no longer failing or
+        stopped); the cursor is unchanged."""
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE sources SET last_ok_at = ?, failures = 0 WHERE id = ?",
+                "UPDATE sources SET last_ok_at = ?, failures = 0, failing_since = NULL,"
+                " stopped_at = NULL WHERE id = ?",
                 (_ts(_now()), source_id),
             )
 
-    async def record_source_error(self, source_id: int, error: str) -> None:
+    async def record_source_error(
+        self, source_id: int, error: str, *, stopped: bool = False
+    ) -> None:
+        """A read failed. `stopped`: with a problem a retry will not fix soon (SourceStopped);
+        the source counts as stopped from the first such failure until a read succeeds."""
+        now = _ts(_now())
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE sources SET last_error = ?, last_error_at = ?, failures = failures + 1"
+                "UPDATE sources SET last_error = ?, last_error_at = ?, failures = failures + 1,"
+                " failing_since = COALESCE(failing_since, ?),"
+                " stopped_at = CASE WHEN ? THEN COALESCE(stopped_at, ?) END"
                 " WHERE id = ?",
-                (error[:500], _ts(_now()), source_id),
+                (self._redact(error)[:500], now, now, int(stopped), now, source_id),
             )
 
     # --- posts and matches ---------------------------------------------------------------
@@ -297,8 +414,8 @@ class Storage:
             if row is None:
                 cur = await db.execute(
                     "INSERT INTO posts (source, channel, post_id, date, text, url, edited,"
-                    " forwarded_from, views, media_count, source_id, stored_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " forwarded_from, views, media_count, source_id, stored_at, updated_at,"
+                    " channel_title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         post.source,
                         post.channel,
@@ -313,6 +430,7 @@ class Storage:
                         source_id,
                         now,
                         now,
+                        post.channel_title,
                     ),
                 )
                 assert cur.lastrowid is not None
@@ -325,18 +443,31 @@ class Storage:
                         " updated_at = ? WHERE id = ?",
                         (post.text, post.url, now, stored_id),
                     )
-                # Views and media change with every read; they are kept, never re-matched.
+                # Views, media and the channel's name change with every read; they are kept,
+                # never re-matched.
                 await db.execute(
                     "UPDATE posts SET views = COALESCE(?, views),"
                     " media_count = MAX(media_count, ?),"
-                    " forwarded_from = COALESCE(forwarded_from, ?) WHERE id = ?",
-                    (post.views, post.media_count, post.forwarded_from, stored_id),
+                    " forwarded_from = COALESCE(forwarded_from, ?),"
+                    " channel_title = COALESCE(?, channel_title) WHERE id = ?",
+                    (
+                        post.views,
+                        post.media_count,
+                        post.forwarded_from,
+                        post.channel_title,
+                        stored_id,
+                    ),
                 )
             queued = 0
             if changed:
                 queued = await self._record_matches(db, stored_id, list(matches), now)
             if source_id is not None and cursor is not None:
-                await db.execute(_SOURCE_OK, (cursor, now, source_id))
+                await db.execute(_SET_CURSOR, (cursor, source_id))
+            if source_id is not None and post.channel_title:
+                # The source's latest name, for /sources (a channel may rename itself).
+                await db.execute(
+                    "UPDATE sources SET title = ? WHERE id = ?", (post.channel_title, source_id)
+                )
         return SaveResult(stored_id, created, changed, queued)
 
     async def _record_matches(
@@ -442,9 +573,29 @@ class Storage:
                 (_ts(_now()), chat_id),
             )
 
-    async def add_subscription(self, chat_id: int, query: str) -> Subscription | None:
-        """Save a query for a chat; None when the chat already has exactly this query."""
+    async def add_subscription(
+        self, chat_id: int, query: str, *, limit: int | None = None
+    ) -> Subscription | None:
+        """Save a query for a chat; None when the chat already has exactly this query.
+
+        With `limit`, raises TooManySubscriptions when the chat already has that many: the
+        count is checked inside the write transaction, so concurrent commands cannot
+        overshoot it.
+        """
         async with self._transaction() as db:
+            if limit is not None:
+                row = await self._one(
+                    "SELECT COUNT(*) AS n FROM subscriptions WHERE chat_id = ?", (chat_id,)
+                )
+                count = 0 if row is None else int(row["n"])
+                if count >= limit:
+                    duplicate = await self._one(
+                        "SELECT 1 FROM subscriptions WHERE chat_id = ? AND query = ?",
+                        (chat_id, query),
+                    )
+                    if duplicate is not None:
+                        return None
+                    raise TooManySubscriptions(count)
             cur = await db.execute(
                 "INSERT OR IGNORE INTO subscriptions (chat_id, query, created_at)"
                 " VALUES (?, ?, ?)",
@@ -517,6 +668,7 @@ class Storage:
             " posts.text AS p_text, posts.url AS p_url, posts.edited AS p_edited,"
             " posts.deleted AS p_deleted, posts.forwarded_from AS p_forwarded_from,"
             " posts.views AS p_views, posts.media_count AS p_media_count,"
+            " posts.channel_title AS p_channel_title,"
             " ROW_NUMBER() OVER (PARTITION BY outbox.chat_id ORDER BY outbox.id) AS nth"
             " FROM outbox LEFT JOIN posts ON posts.id = outbox.post_id"
             " WHERE outbox.sent_at IS NULL AND outbox.failed_at IS NULL"
@@ -542,13 +694,13 @@ class Storage:
     async def postpone(self, ids: int | Collection[int], until: datetime, error: str) -> None:
         """A transient failure: try again at `until`."""
         await self._update_outbox(
-            "next_attempt_at = ?, last_error = ?", (_ts(until), error[:500]), ids
+            "next_attempt_at = ?, last_error = ?", (_ts(until), self._redact(error)[:500]), ids
         )
 
     async def set_aside(self, ids: int | Collection[int], reason: str) -> None:
         """A permanent failure (e.g. Telegram rejected the text): keep the rows, never retry."""
         await self._update_outbox(
-            "failed_at = ?, last_error = ?", (_ts(_now()), reason[:500]), ids
+            "failed_at = ?, last_error = ?", (_ts(_now()), self._redact(reason)[:500]), ids
         )
 
     async def set_aside_chat(self, chat_id: int, reason: str) -> int:
@@ -557,7 +709,7 @@ class Storage:
             cur = await db.execute(
                 "UPDATE outbox SET failed_at = ?, last_error = ?"
                 " WHERE chat_id = ? AND sent_at IS NULL AND failed_at IS NULL",
-                (_ts(_now()), reason[:500], chat_id),
+                (_ts(_now()), self._redact(reason)[:500], chat_id),
             )
         return cur.rowcount
 
@@ -618,6 +770,9 @@ class Storage:
 
 
 def _stored_post(row: sqlite3.Row, prefix: str = "") -> StoredPost:
+    # A query that does not select the title (none should) shows the bare channel instead.
+    # (`in row` would look among a Row's values: its keys are asked for by name.)
+    title_key = f"{prefix}channel_title"
     post = Post(
         source=row[f"{prefix}source"],
         channel=row[f"{prefix}channel"],
@@ -629,6 +784,7 @@ def _stored_post(row: sqlite3.Row, prefix: str = "") -> StoredPost:
         forwarded_from=row[f"{prefix}forwarded_from"],
         views=row[f"{prefix}views"],
         media_count=int(row[f"{prefix}media_count"]),
+        channel_title=row[title_key] if title_key in row.keys() else None,  # noqa: SIM118
     )
     return StoredPost(int(row[f"{prefix}id"]), post, deleted=bool(row[f"{prefix}deleted"]))
 
