@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
+import time
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
-from bot.delivery.render import MAX_MESSAGE, highlight, safe_link, visible_length
+from bot.delivery.render import highlight, safe_link, shorten
 from bot.domain import Span, StoredPost
 from bot.matching import QueryError, QueryMatcher
 from bot.storage import Storage
+from handlers.replies import answer_blocks
 from handlers.texts import EXAMPLE_QUERY, code
 
 SEARCH_DEPTH = 5_000  # newest posts looked through: bounded work whatever the query
 SEARCH_PAGE = 250
 MAX_RESULTS = 10
 SNIPPET = 240
+Found = list[tuple[StoredPost, list[Span]]]
+SEARCH_TIME_LIMIT = 5.0  # seconds one search may take, whatever the query costs
 
 
 def _snippet(post: StoredPost, spans: list[Span]) -> str:
@@ -33,23 +38,53 @@ def _snippet(post: StoredPost, spans: list[Span]) -> str:
     return ("…" if start else "") + body + ("…" if end < len(text) else "")
 
 
-def render_results(query: str, found: list[tuple[StoredPost, list[Span]]]) -> str:
-    """The reply: one block per post (channel, date, link, snippet), within 4096 characters."""
-    title = f"🔎 {len(found)} newest post(s) matching {code(query)}"
-    blocks = [title]
-    size = visible_length(query) + 40
+def render_results(query: str, found: Found) -> list[str]:
+    """The reply's blocks: a title, then one block per post (channel, date, link, snippet)."""
+    blocks = [f"🔎 {len(found)} newest post(s) matching {code(shorten(query, 200))}"]
     for post, spans in found:
         when = post.post.date.strftime("%Y-%m-%d %H:%M")
-        label = html.escape(f"{post.post.channel} · {when}", quote=False)
+        label = html.escape(f"{shorten(post.post.channel, 100)} · {when}", quote=False)
         link = safe_link(post.post.url)
         head = f'<a href="{link}">{label}</a>' if link else label
-        block = f"• {head}\n{_snippet(post, spans)}"
-        block_size = visible_length(post.post.channel) + SNIPPET + 40
-        if size + block_size > MAX_MESSAGE:
+        blocks.append(f"• {head}\n{_snippet(post, spans)}")
+    return blocks
+
+
+def _matching(
+    matcher: QueryMatcher, posts: list[StoredPost], deadline: float
+) -> tuple[Found, int]:
+    """The posts of a page that match, with their spans, and how many were looked at before
+    the deadline (`time.monotonic()`). CPU work, run on a worker thread."""
+    found: Found = []
+    for looked, post in enumerate(posts):
+        if time.monotonic() > deadline:
+            return found, looked
+        spans = matcher.spans(post.post.text)
+        if spans is not None:
+            found.append((post, spans))
+    return found, len(posts)
+
+
+async def search(db: Storage, matcher: QueryMatcher) -> tuple[Found, int, bool]:
+    """The newest matching posts: (found, posts looked through, finished in time).
+
+    Posts are matched a page at a time on a worker thread, so a slow query never holds the
+    event loop, and the search stops after SEARCH_TIME_LIMIT seconds whatever it costs.
+    """
+    deadline = time.monotonic() + SEARCH_TIME_LIMIT
+    found: Found = []
+    looked = 0
+    for offset in range(0, SEARCH_DEPTH, SEARCH_PAGE):
+        page = await db.recent_posts(SEARCH_PAGE, offset)
+        matched, checked = await asyncio.to_thread(_matching, matcher, page, deadline)
+        found += matched
+        looked += checked
+        if checked < len(page):
+            return found[:MAX_RESULTS], looked, False
+        # Newest first: a common query stops after the first page.
+        if len(found) >= MAX_RESULTS or len(page) < SEARCH_PAGE:
             break
-        blocks.append(block)
-        size += block_size
-    return "\n\n".join(blocks)
+    return found[:MAX_RESULTS], looked, True
 
 
 async def cmd_search(message: Message, command: CommandObject, db: Storage) -> None:
@@ -65,23 +100,18 @@ async def cmd_search(message: Message, command: CommandObject, db: Storage) -> N
             f"A correct example: {code(f'/search {EXAMPLE_QUERY}')}"
         )
         return
-    found: list[tuple[StoredPost, list[Span]]] = []
-    # Newest first, a page at a time: a common query stops after the first page.
-    for offset in range(0, SEARCH_DEPTH, SEARCH_PAGE):
-        page = await db.recent_posts(SEARCH_PAGE, offset)
-        for post in page:
-            spans = matcher.spans(post.post.text)
-            if spans is not None:
-                found.append((post, spans))
-        if len(found) >= MAX_RESULTS or len(page) < SEARCH_PAGE:
-            break
-    found = found[:MAX_RESULTS]
+    found, looked, finished = await search(db, matcher)
     if not found:
-        await message.answer(
-            f"No stored post matches {code(text)} (I looked through the newest {SEARCH_DEPTH:,})."
-        )
+        if finished:
+            note = f"I looked through the newest {looked:,}"
+        else:
+            note = f"the query is slow: I stopped after the newest {looked:,}"
+        await message.answer(f"No stored post matches {code(text)} ({note}).")
         return
-    await message.answer(render_results(text, found))
+    blocks = render_results(text, found)
+    if not finished:
+        blocks.append(f"<i>The query is slow: I stopped after the newest {looked:,} posts.</i>")
+    await answer_blocks(message, blocks, more="… {count} more")
 
 
 def build_router() -> Router:

@@ -10,13 +10,16 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.config import Settings
+from bot.delivery.render import shorten
 from bot.domain import SourceSpec
 from bot.sources.health import describe, warning
 from bot.sources.links import parse_source
 from bot.sources.manager import SourceManager
 from bot.storage import Storage
+from handlers.replies import answer_blocks
 from handlers.texts import code
 
+SOURCE_LINE_CHARS = 600  # one source's line in /sources at most (a long error is cut)
 ADD_EXAMPLE = "/addsource https://t.me/militaryrussiaru"
 
 
@@ -39,15 +42,15 @@ async def cmd_sources(message: Message, db: Storage, settings: Settings) -> None
         await message.answer(f"No sources are watched. Add one: {code(ADD_EXAMPLE)}")
         return
     now = datetime.now(UTC)
-    lines = [f"<b>{len(sources)} source(s)</b>"]
+    blocks = [f"<b>{len(sources)} source(s)</b>"]
     for info in sources:
-        line = html.escape(describe(info, now), quote=False)
+        line = html.escape(shorten(describe(info, now), SOURCE_LINE_CHARS), quote=False)
         problem = warning(info, now)
         if problem:
+            problem = shorten(problem, SOURCE_LINE_CHARS)
             line = f"⚠️ {line}\n    <i>{html.escape(problem, quote=False)}</i>"
-        lines.append(f"• {line}")
-    text = "\n".join(lines)
-    await message.answer(text[:4000])
+        blocks.append(f"• {line}")
+    await answer_blocks(message, blocks, more="… and {count} more sources")
 
 
 async def _admin_spec(

@@ -25,7 +25,7 @@ async def register(message: Message, db: Storage, matcher: Matcher) -> None:
     await db.upsert_subscriber(message.chat.id, chat_name(message))
     if before is not None and not before.active:
         for subscription in await db.subscriptions_of(message.chat.id):
-            matcher.add(subscription)
+            await matcher.add(subscription)
 
 
 async def cmd_start(message: Message, db: Storage, matcher: Matcher) -> None:

@@ -8,13 +8,16 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
+from bot.delivery.render import shorten
 from bot.ingest import Matcher
 from bot.matching import QueryError, parse_query
-from bot.storage import Storage
+from bot.storage import Storage, TooManySubscriptions
+from handlers.replies import answer_blocks
 from handlers.start import register
 from handlers.texts import EXAMPLE_QUERY, code
 
 MAX_SUBSCRIPTIONS = 100
+LISTED_QUERY_CHARS = 300  # a longer query is shown cut in /list (its number still works)
 
 
 async def cmd_subscribe(
@@ -36,18 +39,20 @@ async def cmd_subscribe(
         )
         return
     await register(message, db, matcher)
-    existing = await db.subscriptions_of(message.chat.id)
-    if len(existing) >= MAX_SUBSCRIPTIONS:
+    try:
+        subscription = await db.add_subscription(
+            message.chat.id, query.text, limit=MAX_SUBSCRIPTIONS
+        )
+    except TooManySubscriptions as exc:
         await message.answer(
-            f"You already have {len(existing)} queries, the most one chat can keep. "
+            f"You already have {exc.count} queries, the most one chat can keep. "
             "Remove one with /unsubscribe first."
         )
         return
-    subscription = await db.add_subscription(message.chat.id, query.text)
     if subscription is None:
         await message.answer(f"You are already subscribed to {code(query.text)}.")
         return
-    matcher.add(subscription)
+    await matcher.add(subscription)
     await message.answer(
         f"✅ Subscribed to {code(query.text)}. I'll alert you when a post matches.\n"
         "See all your queries with /list."
@@ -66,7 +71,7 @@ async def cmd_unsubscribe(
         )
         return
     chosen = None
-    if target.isdigit():
+    if target.isascii() and target.isdigit():  # "²".isdigit() is True, int("²") fails
         number = int(target)
         if 1 <= number <= len(subscriptions):
             chosen = subscriptions[number - 1]
@@ -78,7 +83,7 @@ async def cmd_unsubscribe(
         )
         return
     await db.remove_subscription(chosen.id)
-    matcher.remove(chosen.id)
+    await matcher.remove(chosen.id)
     await message.answer(f"🗑 Unsubscribed from {code(chosen.query)}.")
 
 
@@ -89,10 +94,12 @@ async def cmd_list(message: Message, db: Storage) -> None:
             "You have no saved queries yet. Try " + code(f"/subscribe {EXAMPLE_QUERY}")
         )
         return
-    lines = [f"{n}. {code(s.query)}" for n, s in enumerate(subscriptions, start=1)]
-    await message.answer(
-        "<b>Your queries</b>\n" + "\n".join(lines) + "\n\nRemove one with /unsubscribe NUMBER."
-    )
+    lines = [
+        f"{n}. {code(shorten(s.query, LISTED_QUERY_CHARS))}"
+        for n, s in enumerate(subscriptions, start=1)
+    ]
+    blocks = ["<b>Your queries</b>", *lines, "\nRemove one with /unsubscribe NUMBER."]
+    await answer_blocks(message, blocks, more="… and {count} more")
 
 
 def build_router() -> Router:

@@ -33,3 +33,14 @@ HELP = (
     f"Example: <code>/subscribe {EXAMPLE_QUERY}</code>\n"
     "You also get a daily digest of everything that matched."
 )
+
+HANDLER_FAILED = (
+    "⚠️ Something went wrong while I handled that message, and it has been logged "
+    "(update {update}). Please try again in a minute; /help lists what I can do."
+)
+
+# Sent once per flood episode by handlers/throttle.py; plain text (also a button's toast,
+# which allows 200 characters and no HTML).
+SLOW_DOWN = (
+    "⏳ Slow down — I skipped some of your messages; send the command again in a few seconds."
+)

@@ -180,6 +180,11 @@ class _Regex:
         if self in view.memo:
             cached: list[Span] | None = view.memo[self]
             return cached
+        # A plain search first: RE2 answers "no match" on its DFA, which is far cheaper than
+        # finditer's scan for the spans of a regex that is not there (most posts).
+        if self.compiled.search(view.text) is None:
+            view.memo[self] = None
+            return None
         found = [Span(*m.span()) for m in islice(self.compiled.finditer(view.text), 50)]
         result = [s for s in found if s.end > s.start] or ([] if found else None)
         view.memo[self] = result

@@ -1,0 +1,51 @@
+"""The last resort: a handler that failed still answers, and the failure is logged with its
+update id, so a user never meets silence and an operator can find what happened."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import ErrorEvent
+
+from handlers.texts import HANDLER_FAILED
+
+log = logging.getLogger(__name__)
+
+
+async def on_error(event: ErrorEvent, bot: Bot) -> bool:
+    """Log the failure with the update id and tell the chat it came from, briefly."""
+    update = event.update
+    log.error(
+        "update %d failed: %s: %s",
+        update.update_id,
+        type(event.exception).__name__,
+        event.exception,
+        exc_info=event.exception,
+    )
+    chat_id = _chat_of(event)
+    if chat_id is not None:
+        try:
+            await bot.send_message(chat_id, HANDLER_FAILED.format(update=update.update_id))
+        except (TelegramAPIError, OSError) as exc:
+            log.warning(
+                "could not tell chat %d about update %d: %s", chat_id, update.update_id, exc
+            )
+    if update.callback_query is not None:
+        with contextlib.suppress(TelegramAPIError, OSError):
+            await update.callback_query.answer()  # stop the button's spinner
+    return True
+
+
+def _chat_of(event: ErrorEvent) -> int | None:
+    update = event.update
+    if update.message is not None:
+        return update.message.chat.id
+    if update.edited_message is not None:
+        return update.edited_message.chat.id
+    callback = update.callback_query
+    if callback is not None and callback.message is not None:
+        return callback.message.chat.id
+    return None
