@@ -39,6 +39,7 @@ from bot.sources.x import XApi, XOptions
 from bot.storage import Storage
 from handlers import build_router
 from handlers.errors import on_error
+from handlers.search import Searches
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +111,20 @@ def source_options(settings: Settings, connector: TelethonConnector | None) -> S
 
 
 def build_dispatcher(
-    storage: Storage, matcher: Matcher, settings: Settings, sources: SourceManager | None = None
+    storage: Storage,
+    matcher: Matcher,
+    settings: Settings,
+    sources: SourceManager | None = None,
+    searches: Searches | None = None,
 ) -> Dispatcher:
     """The dispatcher with every router; handlers receive these objects by parameter name."""
-    dispatcher = Dispatcher(db=storage, matcher=matcher, settings=settings, sources=sources)
+    dispatcher = Dispatcher(
+        db=storage,
+        matcher=matcher,
+        settings=settings,
+        sources=sources,
+        searches=searches or Searches(),
+    )
     dispatcher.include_router(build_router())
     dispatcher.errors.register(on_error)
     return dispatcher
@@ -132,7 +143,7 @@ async def add_configured_sources(settings: Settings, storage: Storage) -> None:
 
 BOT_RETRY_FIRST = 1.0  # seconds before trying the Bot API again at start, doubling...
 BOT_RETRY_MAX = 60.0  # ...up to a minute
-SHUTDOWN_JOBS_GRACE = 10.0  # seconds a running scheduled job may take to finish at shutdown
+SHUTDOWN_GRACE = 10.0  # seconds a digest job or a command being handled may take at shutdown
 
 
 class FatalError(Exception):
@@ -210,9 +221,38 @@ async def run_service(settings: Settings, redact: Redactor | None = None) -> int
 
     Returns the exit status: 0 after a requested stop, 1 when a long-running task died.
     Raises StorageError when the database cannot be used (or another service holds it).
+    Whatever fails, everything opened is closed again (an open database would keep its
+    thread, and the process, alive).
     """
-    storage = await Storage.open(settings.dozor_db, exclusive=True, redact=redact)
-    bot = make_bot(settings)
+    async with contextlib.AsyncExitStack() as opened:
+        storage = await Storage.open(settings.dozor_db, exclusive=True, redact=redact)
+        opened.push_async_callback(storage.close)
+        bot = make_bot(settings)
+        opened.push_async_callback(bot.session.close)
+        matcher = Matcher(storage)
+        opened.callback(matcher.close)
+        credentials = settings.telegram_credentials
+        connector = (
+            TelethonConnector(*credentials, str(settings.tg_session)) if credentials else None
+        )
+        if connector is not None:
+            opened.push_async_callback(connector.close)
+        searches = Searches()
+        opened.callback(searches.close)
+        status = await _serve(settings, storage, bot, matcher, connector, searches)
+    log.info("stopped")
+    return status
+
+
+async def _serve(
+    settings: Settings,
+    storage: Storage,
+    bot: Bot,
+    matcher: Matcher,
+    connector: TelethonConnector | None,
+    searches: Searches,
+) -> int:
+    """Start every part, supervise them until a stop or a failure, then stop them in order."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -220,12 +260,8 @@ async def run_service(settings: Settings, redact: Redactor | None = None) -> int
 
     outbox_ready = asyncio.Event()
     outbox_ready.set()  # whatever was left in the outbox goes out first
-    matcher = Matcher(storage)
     await matcher.refresh()
     ingest = Ingest(storage, matcher, outbox_ready)
-
-    credentials = settings.telegram_credentials
-    connector = TelethonConnector(*credentials, str(settings.tg_session)) if credentials else None
     options = source_options(settings, connector)
     sender = TelegramSender(bot, Pacer(rate=settings.send_rate))
 
@@ -244,10 +280,9 @@ async def run_service(settings: Settings, redact: Redactor | None = None) -> int
         notify=notify_admins,
         per_host=settings.poll_per_host,
     )
-    dispatcher = build_dispatcher(storage, matcher, settings, manager)
+    dispatcher = build_dispatcher(storage, matcher, settings, manager, searches)
 
     scheduler = AsyncIOScheduler(timezone=UTC)
-
     jobs: set[asyncio.Task[Any]] = set()  # scheduler jobs running now (finished at shutdown)
 
     async def digest_job() -> None:
@@ -274,38 +309,42 @@ async def run_service(settings: Settings, redact: Redactor | None = None) -> int
     )
 
     await add_configured_sources(settings, storage)
-    await manager.sync()
-    tasks = [
-        asyncio.create_task(manager.run(), name="sources"),
-        asyncio.create_task(worker.run(), name="outbox"),
-        asyncio.create_task(answer_commands(bot, dispatcher, settings), name="polling"),
-    ]
-    scheduler.start()
-    log.info(
-        "Dozor is running: %d source(s), %d subscription(s)", len(manager.running), len(matcher)
-    )
+    tasks: list[asyncio.Task[None]] = []
     status = 1
     try:
+        await manager.sync()
+        tasks = [
+            asyncio.create_task(manager.run(), name="sources"),
+            asyncio.create_task(worker.run(), name="outbox"),
+            asyncio.create_task(answer_commands(bot, dispatcher, settings), name="polling"),
+        ]
+        scheduler.start()
+        log.info(
+            "Dozor is running: %d source(s), %d subscription(s)",
+            len(manager.running),
+            len(matcher),
+        )
         status = await supervise_tasks(stop, tasks)
     finally:
         log.info("shutting down")
         # APScheduler's shutdown cancels a job in progress: let a digest being queued (one
         # transaction per chat) finish first, with no new run starting meanwhile.
-        scheduler.pause()
-        if jobs:
-            await asyncio.wait(list(jobs), timeout=SHUTDOWN_JOBS_GRACE)
-        scheduler.shutdown(wait=False)
-        with contextlib.suppress(RuntimeError):
+        if scheduler.running:
+            scheduler.pause()
+            if jobs:
+                await asyncio.wait(list(jobs), timeout=SHUTDOWN_GRACE)
+            scheduler.shutdown(wait=False)
+        with contextlib.suppress(RuntimeError):  # polling had not started
             await dispatcher.stop_polling()
-        tasks[0].cancel()
-        tasks[2].cancel()
+        # Commands already being handled get their replies before the database closes.
+        # (aiogram keeps no public handle on them; its task set is read defensively.)
+        handling = list(getattr(dispatcher, "_handle_update_tasks", ()))
+        if handling:
+            await asyncio.wait(handling, timeout=SHUTDOWN_GRACE)
+        for task in tasks:
+            if task.get_name() != "outbox":
+                task.cancel()
         await manager.stop_all()
         worker.stop()  # sends in flight get a bounded grace; the rest stays in the outbox
         await asyncio.gather(*tasks, return_exceptions=True)
-        if connector is not None:
-            await connector.close()
-        await bot.session.close()
-        matcher.close()
-        await storage.close()
-        log.info("stopped")
     return status

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.redact import Redactor, install_log_redaction
-from bot.storage.lock import StorageError
+from bot.storage.lock import StorageError, as_storage_error
 
 DIGEST_DRAIN_LIMIT = 120.0  # seconds `digest --now` keeps trying before leaving it to the service
 
@@ -91,7 +91,11 @@ async def run_sources(
                 removed = await storage.remove_source(spec.text)
                 print(f"{'removed' if removed else 'not watched'}: {spec.text}", file=out)
             return 0
-        text = sys.stdin.read() if args.file == "-" else _read_text(args.file)
+        try:
+            text = sys.stdin.read() if args.file == "-" else _read_text(args.file)
+        except OSError as exc:
+            print(f"dozor sources: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
         specs = find_sources(text)
         for spec in specs:
             added = await storage.add_source(spec.text, spec.kind, origin="import")
@@ -236,6 +240,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `dozor sources list | head`: the reader left, nothing wrong
+        sys.stderr.close()
+        return 141
+    except Exception as exc:
+        problem = as_storage_error(settings.dozor_db, exc)
+        if problem is None:
+            # Through the log, not Python's own traceback printer: the record is redacted.
+            logging.getLogger("bot.cli").critical(
+                "dozor stopped on an unexpected error", exc_info=exc
+            )
+            return 1
+        print(f"dozor: {redact(str(problem))}", file=sys.stderr)
+        return 2
 
 
 def _run_command(args: argparse.Namespace, settings: Settings, redact: Redactor) -> int:
@@ -243,11 +260,7 @@ def _run_command(args: argparse.Namespace, settings: Settings, redact: Redactor)
     if args.command == "login":
         return asyncio.run(_login(settings))
     if args.command == "sources":
-        try:
-            return asyncio.run(run_sources(settings, args, sys.stdout, redact))
-        except OSError as exc:
-            print(f"dozor sources: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-            return 2
+        return asyncio.run(run_sources(settings, args, sys.stdout, redact))
     settings.require_token()
     if args.command == "run":
         from bot.app import run_service

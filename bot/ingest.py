@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -17,6 +18,8 @@ from bot.storage.sqlite import MatchRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+GIL_SWITCH_INTERVAL = 0.001  # seconds; see Matcher
 
 # How far before a source was added its posts still count as news (see `SourceFeed`).
 NEWS_BEFORE_ADDED = timedelta(hours=24)
@@ -35,6 +38,10 @@ class Matcher:
         self._storage = storage
         self._index = QueryIndex()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matcher")
+        # The loop thread waits for the GIL up to a switch interval each time it wakes while
+        # the matcher computes: 1 ms instead of Python's 5 ms halves the loop's stalls.
+        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
     async def _on_thread(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work)

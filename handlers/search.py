@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
@@ -15,13 +18,14 @@ from bot.domain import Span, StoredPost
 from bot.matching import QueryError, QueryMatcher
 from bot.storage import Storage
 from handlers.replies import answer_blocks
-from handlers.texts import EXAMPLE_QUERY, code
+from handlers.texts import EXAMPLE_QUERY, SEARCH_BUSY, code
 
 SEARCH_DEPTH = 5_000  # newest posts looked through: bounded work whatever the query
 SEARCH_PAGE = 250
 MAX_RESULTS = 10
 SNIPPET = 240
 Found = list[tuple[StoredPost, list[Span]]]
+SEARCH_WORKERS = 2  # searches of different chats at once
 SEARCH_TIME_LIMIT = 5.0  # seconds one search may take, whatever the query costs
 
 
@@ -65,29 +69,57 @@ def _matching(
     return found, len(posts)
 
 
-async def search(db: Storage, matcher: QueryMatcher) -> tuple[Found, int, bool]:
-    """The newest matching posts: (found, posts looked through, finished in time).
+class Searches:
+    """Where searches run: worker threads of their own (not the default pool, where the HTTP
+    client resolves host names), and at most one search at a time per chat."""
 
-    Posts are matched a page at a time on a worker thread, so a slow query never holds the
-    event loop, and the search stops after SEARCH_TIME_LIMIT seconds whatever it costs.
-    """
-    deadline = time.monotonic() + SEARCH_TIME_LIMIT
-    found: Found = []
-    looked = 0
-    for offset in range(0, SEARCH_DEPTH, SEARCH_PAGE):
-        page = await db.recent_posts(SEARCH_PAGE, offset)
-        matched, checked = await asyncio.to_thread(_matching, matcher, page, deadline)
-        found += matched
-        looked += checked
-        if checked < len(page):
-            return found[:MAX_RESULTS], looked, False
-        # Newest first: a common query stops after the first page.
-        if len(found) >= MAX_RESULTS or len(page) < SEARCH_PAGE:
-            break
-    return found[:MAX_RESULTS], looked, True
+    def __init__(self, workers: int = SEARCH_WORKERS) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="search")
+        self._running: set[int] = set()
+
+    @contextlib.contextmanager
+    def turn(self, chat_id: int) -> Iterator[bool]:
+        """True while this chat's search may run; False if another of its searches runs."""
+        if chat_id in self._running:
+            yield False
+            return
+        self._running.add(chat_id)
+        try:
+            yield True
+        finally:
+            self._running.discard(chat_id)
+
+    async def run(self, db: Storage, matcher: QueryMatcher) -> tuple[Found, int, bool]:
+        """The newest matching posts: (found, posts looked through, finished in time).
+
+        Posts are matched a page at a time on a search thread, so a slow query never holds
+        the event loop, and a search stops after SEARCH_TIME_LIMIT seconds whatever it costs.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + SEARCH_TIME_LIMIT
+        found: Found = []
+        looked = 0
+        for offset in range(0, SEARCH_DEPTH, SEARCH_PAGE):
+            page = await db.recent_posts(SEARCH_PAGE, offset)
+            matched, checked = await loop.run_in_executor(
+                self._pool, _matching, matcher, page, deadline
+            )
+            found += matched
+            looked += checked
+            if checked < len(page):
+                return found[:MAX_RESULTS], looked, False
+            # Newest first: a common query stops after the first page.
+            if len(found) >= MAX_RESULTS or len(page) < SEARCH_PAGE:
+                break
+        return found[:MAX_RESULTS], looked, True
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def cmd_search(message: Message, command: CommandObject, db: Storage) -> None:
+async def cmd_search(
+    message: Message, command: CommandObject, db: Storage, searches: Searches
+) -> None:
     text = (command.args or "").strip()
     if not text:
         await message.answer("What should I look for? e.g. " + code(f"/search {EXAMPLE_QUERY}"))
@@ -96,17 +128,21 @@ async def cmd_search(message: Message, command: CommandObject, db: Storage) -> N
         matcher = QueryMatcher(text)
     except QueryError as exc:
         await message.answer(
-            f"⚠️ I can't use that query: {html.escape(str(exc), quote=False)}.\n"
+            f"⚠️ I can't use that query: {html.escape(shorten(str(exc), 600), quote=False)}.\n"
             f"A correct example: {code(f'/search {EXAMPLE_QUERY}')}"
         )
         return
-    found, looked, finished = await search(db, matcher)
+    with searches.turn(message.chat.id) as allowed:
+        if not allowed:
+            await message.answer(SEARCH_BUSY)
+            return
+        found, looked, finished = await searches.run(db, matcher)
     if not found:
         if finished:
             note = f"I looked through the newest {looked:,}"
         else:
             note = f"the query is slow: I stopped after the newest {looked:,}"
-        await message.answer(f"No stored post matches {code(text)} ({note}).")
+        await message.answer(f"No stored post matches {code(shorten(text, 600))} ({note}).")
         return
     blocks = render_results(text, found)
     if not finished:

@@ -53,6 +53,11 @@ async def cmd_sources(message: Message, db: Storage, settings: Settings) -> None
     await answer_blocks(message, blocks, more="… and {count} more sources")
 
 
+def _named(spec: SourceSpec) -> str:
+    """A source spec as shown in a reply (cut: a reply must stay one message)."""
+    return code(shorten(spec.text, 300))
+
+
 async def _admin_spec(
     message: Message, command: CommandObject, settings: Settings, example: str
 ) -> SourceSpec | None:
@@ -64,7 +69,7 @@ async def _admin_spec(
         return parse_source(command.args or "")
     except ValueError as exc:
         await message.answer(
-            f"⚠️ {html.escape(str(exc), quote=False)}\nFor example: {code(example)}"
+            f"⚠️ {html.escape(shorten(str(exc), 600), quote=False)}\nFor example: {code(example)}"
         )
         return None
 
@@ -80,11 +85,11 @@ async def cmd_addsource(
     if spec is None:
         return
     if not await db.add_source(spec.text, spec.kind, origin="chat"):
-        await message.answer(f"{code(spec.text)} is already watched.")
+        await message.answer(f"{_named(spec)} is already watched.")
         return
     if sources is not None:
         await sources.sync()
-    await message.answer(f"✅ Now watching {code(spec.text)}.")
+    await message.answer(f"✅ Now watching {_named(spec)}.")
 
 
 async def cmd_removesource(
@@ -98,11 +103,11 @@ async def cmd_removesource(
     if spec is None:
         return
     if not await db.remove_source(spec.text):
-        await message.answer(f"{code(spec.text)} is not watched; /sources lists them.")
+        await message.answer(f"{_named(spec)} is not watched; /sources lists them.")
         return
     if sources is not None:
         await sources.sync()
-    await message.answer(f"🗑 Stopped watching {code(spec.text)}. Its posts stay stored.")
+    await message.answer(f"🗑 Stopped watching {_named(spec)}. Its posts stay stored.")
 
 
 def build_router() -> Router:

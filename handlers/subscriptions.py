@@ -17,7 +17,12 @@ from handlers.start import register
 from handlers.texts import EXAMPLE_QUERY, code
 
 MAX_SUBSCRIPTIONS = 100
+ECHO_CHARS = 600  # user text repeated in a reply at most (a reply must stay one message)
 LISTED_QUERY_CHARS = 300  # a longer query is shown cut in /list (its number still works)
+
+
+def _escaped(text: str) -> str:
+    return html.escape(shorten(text, ECHO_CHARS), quote=False)
 
 
 async def cmd_subscribe(
@@ -34,7 +39,7 @@ async def cmd_subscribe(
         query = parse_query(text)
     except QueryError as exc:
         await message.answer(
-            f"⚠️ I can't use that query: {html.escape(str(exc), quote=False)}.\n"
+            f"⚠️ I can't use that query: {_escaped(str(exc))}.\n"
             f"A correct example: {code(f'/subscribe {EXAMPLE_QUERY}')}"
         )
         return
@@ -79,7 +84,8 @@ async def cmd_unsubscribe(
         chosen = next((s for s in subscriptions if s.query == target), None)
     if chosen is None:
         await message.answer(
-            f"You have no query {code(target)}. /list shows your queries with their numbers."
+            f"You have no query {code(shorten(target, ECHO_CHARS))}. /list shows your queries"
+            " with their numbers."
         )
         return
     await db.remove_subscription(chosen.id)

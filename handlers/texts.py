@@ -34,6 +34,8 @@ HELP = (
     "You also get a daily digest of everything that matched."
 )
 
+SEARCH_BUSY = "⏳ Your previous search is still running; I'll answer it before the next one."
+
 HANDLER_FAILED = (
     "⚠️ Something went wrong while I handled that message, and it has been logged "
     "(update {update}). Please try again in a minute; /help lists what I can do."

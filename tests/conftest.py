@@ -77,6 +77,8 @@ async def dispatching(dispatcher: Dispatcher, bot: Bot) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if task.done():  # polling ended early: its exception is the real failure
+            task.result()
         await dispatcher.stop_polling()
         await asyncio.wait_for(task, 10)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 from datetime import UTC, datetime
 
@@ -264,22 +263,22 @@ async def test_shutdown_is_bounded_and_loses_nothing(
     assert await _worker(storage, bot).send_due() == 2  # the next start sends them
 
 
-async def test_pacer_spaces_sends_per_chat_and_globally() -> None:
-    loop = asyncio.get_running_loop()
+async def test_pacer_grants_every_waiting_send_in_each_chats_order() -> None:
+    # The spacing itself is checked on a fake clock (tests/test_pacer.py); measured here it
+    # would be the moment each coroutine resumed, which a loaded machine compresses.
     pacer = Pacer(rate=50, private_interval=0.2, group_interval=0.3)
-    granted: list[tuple[int, float]] = []
+    granted: list[tuple[int, int]] = []
 
-    async def take(chat_id: int) -> None:
+    async def take(chat_id: int, n: int) -> None:
         await pacer.acquire(chat_id)
-        granted.append((chat_id, loop.time()))
+        granted.append((chat_id, n))
 
-    await asyncio.gather(*(take(chat) for chat in [1, 1, 1, 2, 3, 4, -5, -5]))
-    moments = sorted(moment for _, moment in granted)
-    # Never two slots closer than 1/50 s (allowing for the clock's resolution).
-    assert all(b - a >= 0.019 for a, b in itertools.pairwise(moments))
-    for chat, interval in ((1, 0.2), (-5, 0.3)):
-        own = [moment for c, moment in granted if c == chat]
-        assert all(b - a >= interval - 0.002 for a, b in itertools.pairwise(own))
+    chats = [1, 1, 1, 2, 3, 4, -5, -5]
+    await asyncio.wait_for(asyncio.gather(*(take(c, n) for n, c in enumerate(chats))), 60)
+    assert sorted(granted) == sorted((c, n) for n, c in enumerate(chats))
+    for chat in (1, -5):
+        own = [n for c, n in granted if c == chat]
+        assert own == sorted(own)
 
 
 async def test_replies_go_ahead_of_bulk_alerts() -> None:
@@ -291,10 +290,16 @@ async def test_replies_go_ahead_of_bulk_alerts() -> None:
         order.append(name)
 
     bulk = [asyncio.create_task(take(f"alert{n}", 100 + n, Priority.BULK)) for n in range(6)]
-    await asyncio.sleep(0.07)  # a couple of alerts are through
+    for _ in range(6000):  # until a couple of alerts are through (a generous bound)
+        if len(order) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    through = len(order)  # nothing is granted between this check and the reply's request
     await take("reply", 1, Priority.REPLY)
     await asyncio.gather(*bulk)
-    assert order.index("reply") <= 3  # the next free slot, not after the remaining alerts
+    # The next free slot (one more alert may have been granted, not yet resumed), not
+    # after the remaining alerts.
+    assert order.index("reply") <= through + 1
     assert order.index("reply") < len(order) - 2
 
 

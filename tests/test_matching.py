@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from bot.domain import Subscription
 from bot.matching import QueryError, QueryIndex, QueryMatcher, parse_query
 from bot.matching.query import MAX_QUERY_CHARS, parse_steps
-from bot.matching.text import tokenize
+from bot.matching.text import Tokenizer, tokenize
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -309,3 +309,21 @@ def test_index_agrees_with_evaluating_every_query_alone() -> None:
             query for query, matcher in matchers.items() if matcher.spans(text) is not None
         }
         assert {hit.subscription.query for hit in index.match(text)} == expected, text
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["Орешник", "9М729", "https://t.me/x/1", "@milinfo", "INF’s", "Су-34", "\n", "—", "😀"]
+        ),
+        min_size=900,
+        max_size=1200,
+    )
+)
+def test_long_posts_are_read_in_pieces_without_changing_a_word(words: list[str]) -> None:
+    # Matching reads long posts in pieces cut at whitespace (so no single regex call holds
+    # the GIL for long); the words found must be exactly those of one pass over the text.
+    text = " ".join(words)
+    assert len(text) > 4096
+    assert Tokenizer().norms(text) == [token.norm for token in tokenize(text)]

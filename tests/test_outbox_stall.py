@@ -1,5 +1,6 @@
-"""A full disk while alerts go out: every alert is sent once, sending pauses and alarms, and
-resumes when space is back — on a real, really full file system."""
+"""A full disk (or a database refusing writes) while alerts go out: every alert is sent once,
+sending pauses and alarms, and resumes when writes are taken again — on a real, really full
+file system where the machine lets the test mount one."""
 
 from __future__ import annotations
 
@@ -26,11 +27,45 @@ from tests.filesystems import tmpfs
 CHATS = [9001, 9002, 9003, 9004, 9005]
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MiB file system of its own (tmpfs), so the test can fill it up."""
+class FullDisk:
+    """The database's own file system fills up (a real tmpfs; needs root to mount)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._filler: Path | None = None
+
+    async def break_(self, storage: Storage) -> None:
+        self._filler = _fill(self.folder)
+
+    async def repair(self, storage: Storage) -> None:
+        assert self._filler is not None
+        self._filler.unlink()
+
+
+class RefusingDatabase:
+    """The database refuses every write (SQLite's query_only: what a read-only remount or
+    another program's lock looks like to us), for machines where mounting is not allowed."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def break_(self, storage: Storage) -> None:
+        await storage._db.execute("PRAGMA query_only = ON")
+
+    async def repair(self, storage: Storage) -> None:
+        await storage._db.execute("PRAGMA query_only = OFF")
+
+
+Trouble = FullDisk | RefusingDatabase
+
+
+@pytest.fixture(params=["disk full", "writes refused"])
+def trouble(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Trouble]:
+    if request.param == "writes refused":
+        yield RefusingDatabase(tmp_path)
+        return
     with tmpfs(tmp_path / "disk") as folder:
-        yield folder
+        yield FullDisk(folder)
 
 
 def _fill(folder: Path) -> Path:
@@ -69,11 +104,14 @@ async def _queue(storage: Storage, post_id: str) -> None:
     await storage.save_post(post, matches)
 
 
-async def test_a_full_disk_stops_sending_instead_of_repeating_and_resumes(
-    small_disk: Path, api: FakeBotAPI, bot: Bot, caplog: pytest.LogCaptureFixture
+async def test_a_database_that_cannot_record_stops_sending_instead_of_repeating(
+    trouble: Trouble,
+    api: FakeBotAPI,
+    bot: Bot,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    storage = await Storage.open(small_disk / "dozor.sqlite3")
+    storage = await Storage.open(trouble.folder / "dozor.sqlite3")
     alarms: list[str] = []
 
     async def alarm(text: str) -> None:
@@ -88,7 +126,7 @@ async def test_a_full_disk_stops_sending_instead_of_repeating_and_resumes(
             await storage.upsert_subscriber(chat, f"reader {chat}")
             await storage.add_subscription(chat, "Oreshnik")
         await _queue(storage, "1")
-        filler = _fill(small_disk)
+        await trouble.break_(storage)
 
         running = asyncio.create_task(worker.run())
         await _until(lambda: len(api.sent) >= len(CHATS), "the first alerts")
@@ -101,7 +139,7 @@ async def test_a_full_disk_stops_sending_instead_of_repeating_and_resumes(
         assert "cannot record" in alarms[0]
         assert "sending is paused" in caplog.text
 
-        filler.unlink()  # space is back
+        await trouble.repair(storage)  # space is back, writes are taken again
         await _until(lambda: not worker.stalled, "the worker to resume")
         counts = await storage.outbox_counts()
         assert counts == {"pending": 0, "sent": len(CHATS), "failed": 0}
@@ -111,6 +149,42 @@ async def test_a_full_disk_stops_sending_instead_of_repeating_and_resumes(
         ready.set()
         await _until(lambda: len(api.sent) >= 2 * len(CHATS), "the next alerts")
         assert [len(api.sent_to(chat)) for chat in CHATS] == [2] * len(CHATS)
+    finally:
+        worker.stop()
+        if running is not None:
+            await asyncio.wait_for(running, 30)
+        await storage.close()
+
+
+async def test_a_failed_send_that_cannot_be_postponed_waits_for_writes_before_retrying(
+    tmp_path: Path, api: FakeBotAPI, bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing was delivered, so there is nothing to record: the worker must still prove the
+    # database takes writes before it sends again, not "recover" at once and loop.
+    caplog.set_level(logging.INFO)
+    trouble = RefusingDatabase(tmp_path)
+    storage = await Storage.open(tmp_path / "dozor.sqlite3")
+    worker = OutboxWorker(
+        storage, TelegramSender(bot, Pacer(private_interval=0.0)), ZoneInfo("UTC"), asyncio.Event()
+    )
+    running: asyncio.Task[None] | None = None
+    try:
+        for chat in CHATS:
+            await storage.upsert_subscriber(chat, f"reader {chat}")
+            await storage.add_subscription(chat, "Oreshnik")
+        await _queue(storage, "1")
+        api.set_unavailable(502)
+        await trouble.break_(storage)
+        running = asyncio.create_task(worker.run())
+        await _until(lambda: worker.stalled, "the worker to stall")
+        await _until(lambda: "still cannot record" in caplog.text, "a failed probe")
+        assert "takes writes again" not in caplog.text
+        assert api.sent == []
+
+        api.set_unavailable(None)
+        await trouble.repair(storage)
+        await _until(lambda: len(api.sent) >= len(CHATS), "the alerts")
+        assert [len(api.sent_to(chat)) for chat in CHATS] == [1] * len(CHATS)
     finally:
         worker.stop()
         if running is not None:

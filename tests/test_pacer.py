@@ -13,6 +13,7 @@ from bot.delivery.sender import (
     FAIRNESS_MEMORY,
     GLOBAL_HEADROOM,
     GLOBAL_RATE,
+    REPLY_RUN,
     Pacer,
     Priority,
     SlotSchedule,
@@ -116,6 +117,20 @@ def test_replies_go_before_bulk_and_each_chat_keeps_its_order() -> None:
         "alert1",
         "alert2",
     ]
+
+
+def test_a_flood_of_commands_slows_alerts_but_never_stops_them() -> None:
+    clock = Clock()
+    slots = schedule(private=0.0, group=0.0)
+    for chat in range(1, 11):
+        slots.add(chat, BULK, f"alert-{chat}", clock.now)
+    for chat in range(100, 400):  # far more replies than slots
+        slots.add(chat, REPLY, f"reply-{chat}", clock.now)
+    order = [ticket for _, _, ticket in drain(slots, clock, 40)]
+    assert order[:REPLY_RUN] == ["reply-100", "reply-101", "reply-102"]  # replies first...
+    alerts = [ticket for ticket in order if ticket.startswith("alert")]
+    assert len(alerts) == 10  # ...but every fourth slot goes to a waiting alert
+    assert all(order[n].startswith("alert") for n in range(REPLY_RUN, 40, REPLY_RUN + 1))
 
 
 def test_spacing_holds_overall_and_per_chat() -> None:

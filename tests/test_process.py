@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -367,13 +366,6 @@ async def test_feeds_and_x_accounts_alert_across_a_kill(service: Service, api: F
 # --- what an operator meets ----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 async def _garbage_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """A broken proxy: answers anything with a malformed status line."""
     await reader.readuntil(b"\r\n\r\n")
@@ -385,8 +377,8 @@ async def _garbage_http(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 async def test_bot_api_down_at_start_is_retried_loudly_then_commands_are_answered(
     tmp_path: Path,
 ) -> None:
-    port = _free_port()
-    broken = await asyncio.start_server(_garbage_http, "127.0.0.1", port, reuse_address=True)
+    broken = await asyncio.start_server(_garbage_http, "127.0.0.1", 0, reuse_address=True)
+    port = broken.sockets[0].getsockname()[1]  # held from here on: no other test takes it
     service = Service(_env(tmp_path, f"http://127.0.0.1:{port}"), tmp_path)
     try:
         await service.start(wait=READY)

@@ -234,9 +234,11 @@ async def test_a_stopped_source_stays_stopped_until_a_read_succeeds(storage: Sto
     (again,) = await storage.list_sources()
     assert again.stopped_at == first.stopped_at  # stopped since the first refusal
     assert again.failing_since == first.failing_since
-    await storage.record_source_error(source_id, "FetchError: timeout")  # not stopped now
+    # A transient error later does not hide that the source is stopped (the token may be
+    # refused still): only a read that succeeds ends it.
+    await storage.record_source_error(source_id, "FetchError: timeout")
     (flaky,) = await storage.list_sources()
-    assert (flaky.stopped_at, flaky.failures) == (None, 3)
+    assert (flaky.stopped_at, flaky.failures) == (first.stopped_at, 3)
     await storage.record_source_error(source_id, "XAuthError: HTTP 401", stopped=True)
     await storage.record_source_ok(source_id)
     (healthy,) = await storage.list_sources()

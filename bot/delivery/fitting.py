@@ -34,10 +34,12 @@ def fit_messages(
     """Pack HTML blocks (each balanced on its own) into as few messages as fit `limit`.
 
     Blocks keep their order and are never split between messages; a block too long for any
-    message is shortened. After `max_messages` messages the remaining blocks are dropped and
-    `more` (plain text with `{count}`, escaped here) ends the last message.
+    message is shortened, one with no visible text dropped. After `max_messages` messages the
+    remaining blocks are dropped and `more` (plain text with `{count}`, escaped here) ends the
+    last message.
     """
-    items = [fit_block(block, limit) for block in blocks]
+    # A block with nothing visible would make an empty message, which Telegram refuses.
+    items = [fit_block(block, limit) for block in blocks if html_length(block)]
     gap = html_length(separator)
     messages: list[list[str]] = []
     size = limit + 1  # no message open yet
@@ -65,6 +67,9 @@ def _end_with_note(message: list[str], note: str, limit: int, gap: int) -> None:
         dropped += 1
     if dropped:  # the count in the note no longer covers what was just dropped: say so
         escaped = html.escape(f"{note} (+{dropped})", quote=False)
+    room = limit - gap - html_length(escaped)
+    if html_length(message[0]) > room:  # one block fills the message: make room for the note
+        message[0] = fit_block(message[0], room)
     message.append(escaped)
 
 

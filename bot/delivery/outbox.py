@@ -110,6 +110,7 @@ class OutboxWorker:
                     continue
                 try:
                     await self._start_due()
+                    idle = await self._idle_wait()
                 except Exception:  # a database hiccup: try again shortly, do not die
                     log.exception("could not read the outbox")
                     await asyncio.sleep(1)
@@ -117,7 +118,7 @@ class OutboxWorker:
                 if self._stop.is_set():
                     break
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(await self._idle_wait()):
+                    async with asyncio.timeout(idle):
                         await self._ready.wait()
         finally:
             await self._finish(grace)
@@ -258,6 +259,8 @@ class OutboxWorker:
         try:
             if ids:
                 await self._storage.mark_sent(ids)
+            else:  # nothing to record: prove the database takes writes before sending on
+                await self._storage.check_writable()
         except Exception as exc:
             self._record_failures += 1
             delay = min(STALL_MAX, STALL_FIRST * 2 ** (self._record_failures - 1))

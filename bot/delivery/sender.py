@@ -72,6 +72,9 @@ GROUP_INTERVAL = 3.1  # seconds between messages to a group or channel (20 per m
 # and its state is dropped, so memory follows the chats active in the last minute.
 FAIRNESS_MEMORY = 60.0
 PRUNE_STEPS = 2  # idle chats looked at per slot granted (more than are created per slot)
+# Replies go first, but while alerts wait at most this many replies go in a row: alerts keep
+# at least a quarter of the pace (about 7/s) however many chats flood the bot with commands.
+REPLY_RUN = 3
 SEND_TIMEOUT = 30  # seconds for one Bot API call
 FLOOD_WINDOW = 5.0  # 429s for two different chats this close together: the bot as a whole
 REPLY_RETRY_LIMIT = 30  # a reply told to wait longer than this is not retried
@@ -137,6 +140,9 @@ class _Lane(Generic[Ticket]):
         return None
 
 
+_Free = tuple[float, int, int, int]  # (served_at, seq, epoch, chat) of a chat free to send
+
+
 class SlotSchedule(Generic[Ticket]):
     """Who may send next, and when: the pacer's decisions without I/O or a clock of its own.
 
@@ -164,8 +170,9 @@ class SlotSchedule(Generic[Ticket]):
         self._memory = memory
         self._next_global = -math.inf
         self._lanes: OrderedDict[int, _Lane[Ticket]] = OrderedDict()  # least touched first
-        # (priority, served_at, seq, epoch, chat) of chats that may be sent to now ...
-        self._free: list[tuple[int, float, int, int, int]] = []
+        # (served_at, seq, epoch, chat) of chats that may be sent to now, by priority ...
+        self._free: tuple[list[_Free], ...] = tuple([] for _ in Priority)
+        self._replies_in_row = 0  # replies granted since the last bulk message
         # ... and (free_at, epoch, chat) of chats waiting for their spacing or a pause.
         self._spaced: list[tuple[float, int, int]] = []
         self._seq = itertools.count()
@@ -237,8 +244,8 @@ class SlotSchedule(Generic[Ticket]):
                 self._file(lane, now)  # its spacing is over: among the free ones now
         if now < self._next_global:
             return self._next_global - now
-        while self._free:
-            *_, epoch, chat_id = heapq.heappop(self._free)
+        while heap := self._next_heap():
+            *_, epoch, chat_id = heapq.heappop(heap)
             lane = self._lanes.get(chat_id)
             if lane is None or lane.epoch != epoch:
                 continue  # stale: the chat was filed again since
@@ -256,6 +263,7 @@ class SlotSchedule(Generic[Ticket]):
             # slots thus span at least 30 intervals - slack.
             planned = self._next_global
             self._next_global = (planned if now - planned <= self.slack else now) + self.interval
+            self._replies_in_row = self._replies_in_row + 1 if priority == Priority.REPLY else 0
             lane.served_at = now
             lane.free_at = max(lane.free_at, now + self.chat_interval(chat_id))
             lane.touched = now
@@ -266,6 +274,14 @@ class SlotSchedule(Generic[Ticket]):
         if self._spaced:
             return self._spaced[0][0] - now
         return math.inf
+
+    def _next_heap(self) -> list[_Free] | None:
+        """Replies first, but never more than REPLY_RUN in a row while alerts wait: a flood
+        of commands from many chats slows alerts down, it never stops them."""
+        replies, bulk = self._free[Priority.REPLY], self._free[Priority.BULK]
+        if bulk and (not replies or self._replies_in_row >= REPLY_RUN):
+            return bulk
+        return replies or None
 
     def _lane(self, chat_id: int, now: float) -> _Lane[Ticket]:
         lane = self._lanes.get(chat_id)
@@ -285,15 +301,16 @@ class SlotSchedule(Generic[Ticket]):
         # Forgetting old service keeps the order fair after the state of idle chats is dropped.
         served = lane.served_at if now - lane.served_at < self._memory else -math.inf
         priority, waiting = head
-        heapq.heappush(self._free, (priority, served, waiting.seq, lane.epoch, lane.chat_id))
-        if len(self._free) + len(self._spaced) > 4 * len(self._lanes) + 64:
+        heapq.heappush(self._free[priority], (served, waiting.seq, lane.epoch, lane.chat_id))
+        if sum(map(len, self._free)) + len(self._spaced) > 4 * len(self._lanes) + 64:
             self._compact()
 
     def _compact(self) -> None:
         """Drop stale heap entries (many re-filings of the same chats, e.g. cancellations)."""
-        self._free = [e for e in self._free if self._current(e[4], e[3])]
+        for heap in self._free:
+            heap[:] = [e for e in heap if self._current(e[3], e[2])]
+            heapq.heapify(heap)
         self._spaced = [e for e in self._spaced if self._current(e[2], e[1])]
-        heapq.heapify(self._free)
         heapq.heapify(self._spaced)
 
     def _current(self, chat_id: int, epoch: int) -> bool:

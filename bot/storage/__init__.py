@@ -1,6 +1,6 @@
 """Persistence: the only package that knows SQL."""
 
-from bot.storage.lock import DatabaseInUse, StorageError
+from bot.storage.lock import DatabaseInUse, StorageError, as_storage_error
 from bot.storage.sqlite import PendingMessage, SaveResult, Storage, TooManySubscriptions
 
 __all__ = [
@@ -10,4 +10,5 @@ __all__ = [
     "Storage",
     "StorageError",
     "TooManySubscriptions",
+    "as_storage_error",
 ]

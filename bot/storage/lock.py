@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 from pathlib import Path
 
 
@@ -28,7 +29,8 @@ class DatabaseInUse(StorageError):
 
 
 def lock_path(database: Path | str) -> Path:
-    return Path(f"{database}.lock")
+    """The lock file of a database (its real path: a symlink names the same database)."""
+    return Path(f"{Path(database).resolve()}.lock")
 
 
 class ProcessLock:
@@ -150,3 +152,13 @@ def unusable_database(path: Path | str, exc: BaseException) -> str:
         f"cannot open the database {target} ({exc}); check that DOZOR_DB names a file in a "
         "folder the service may write"
     )
+
+
+def as_storage_error(path: Path | str, exc: BaseException) -> StorageError | None:
+    """A database error met after opening (a corrupt page, a full disk) as a StorageError
+    with its one-line explanation; None for anything else."""
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, sqlite3.DatabaseError):
+        return StorageError(unusable_database(path, exc))
+    return None

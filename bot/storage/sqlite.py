@@ -148,7 +148,7 @@ class Storage:
             await connection.execute("PRAGMA foreign_keys = ON")
             await connection.execute("PRAGMA busy_timeout = 5000")
             await storage._migrate()
-            await storage._check_writable()
+            await storage.check_writable()
         except StorageError:
             raise
         except (sqlite3.Error, OSError) as exc:
@@ -177,8 +177,10 @@ class Storage:
                 self._process_lock.release()
                 self._process_lock = None
 
-    async def _check_writable(self) -> None:
-        """Fail at open, not at the first alert, when the file cannot be written."""
+    async def check_writable(self) -> None:
+        """Raise if the database cannot be written now (read-only, disk full); writes nothing.
+
+        Run at open, so a bad file fails at start rather than at the first alert."""
         async with self._transaction() as db:
             # Rewriting the header's user_version writes page 1 (rolled back below).
             async with db.execute("PRAGMA user_version") as cursor:
@@ -190,7 +192,13 @@ class Storage:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                # Cancelled while waiting: the BEGIN may still run on the database thread,
+                # which would leave a transaction open for everyone after us.
+                await self._rollback()
+                raise
             try:
                 yield self._db
             except _RollBack:
@@ -209,9 +217,12 @@ class Storage:
                 raise
 
     async def _rollback(self) -> None:
-        if self._db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                await self._db.execute("ROLLBACK")
+        """End the transaction, whatever state it is in. The ROLLBACK is queued on the
+        database thread behind any statement still pending there, so it is issued
+        unconditionally (`in_transaction` may not reflect a statement not yet run); "no
+        transaction is active" is then harmless."""
+        with contextlib.suppress(sqlite3.Error):
+            await self._db.execute("ROLLBACK")
 
     async def _migrate(self) -> None:
         await self._db.execute(
@@ -376,7 +387,7 @@ class Storage:
             await db.execute(
                 "UPDATE sources SET last_error = ?, last_error_at = ?, failures = failures + 1,"
                 " failing_since = COALESCE(failing_since, ?),"
-                " stopped_at = CASE WHEN ? THEN COALESCE(stopped_at, ?) END"
+                " stopped_at = CASE WHEN ? THEN COALESCE(stopped_at, ?) ELSE stopped_at END"
                 " WHERE id = ?",
                 (self._redact(error)[:500], now, now, int(stopped), now, source_id),
             )
@@ -473,6 +484,9 @@ class Storage:
     async def _record_matches(
         self, db: aiosqlite.Connection, post_id: int, matches: list[MatchRecord], now: str
     ) -> int:
+        # A query removed while the post was being matched (matching runs on its own thread)
+        # must not be named in an alert.
+        matches = await self._still_subscribed(matches)
         rows = await self._all(
             "SELECT DISTINCT chat_id FROM matches WHERE post_id = ?", (post_id,)
         )
@@ -508,6 +522,18 @@ class Storage:
             )
             queued += cur.rowcount
         return queued
+
+    async def _still_subscribed(self, matches: list[MatchRecord]) -> list[MatchRecord]:
+        ids = sorted({match.subscription_id for match in matches})
+        existing: set[int] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = await self._all(
+                f"SELECT id FROM subscriptions WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            existing.update(int(row["id"]) for row in rows)
+        return [match for match in matches if match.subscription_id in existing]
 
     async def mark_deleted(self, source: str, channel: str, post_id: str) -> bool:
         """The channel deleted a post: keep it, marked deleted. False if we never had it."""
