@@ -95,6 +95,12 @@ async def _until(condition: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.02)
 
 
+async def _subscribe_everyone(storage: Storage) -> None:
+    for chat in CHATS:
+        await storage.upsert_subscriber(chat, f"reader {chat}")
+        await storage.add_subscription(chat, "Oreshnik")
+
+
 async def _queue(storage: Storage, post_id: str) -> None:
     post = Post("jsonl", "milinfo", post_id, datetime.now(UTC), f"Oreshnik {post_id}", None)
     matches = []
@@ -122,9 +128,7 @@ async def test_a_database_that_cannot_record_stops_sending_instead_of_repeating(
     worker = OutboxWorker(storage, sender, ZoneInfo("UTC"), ready, alarm=alarm)
     running: asyncio.Task[None] | None = None
     try:
-        for chat in CHATS:
-            await storage.upsert_subscriber(chat, f"reader {chat}")
-            await storage.add_subscription(chat, "Oreshnik")
+        await _subscribe_everyone(storage)
         await _queue(storage, "1")
         await trouble.break_(storage)
 
@@ -169,9 +173,7 @@ async def test_a_failed_send_that_cannot_be_postponed_waits_for_writes_before_re
     )
     running: asyncio.Task[None] | None = None
     try:
-        for chat in CHATS:
-            await storage.upsert_subscriber(chat, f"reader {chat}")
-            await storage.add_subscription(chat, "Oreshnik")
+        await _subscribe_everyone(storage)
         await _queue(storage, "1")
         api.set_unavailable(502)
         await trouble.break_(storage)
