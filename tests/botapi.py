@@ -733,14 +733,14 @@ class FakeBotAPI(LoopbackServer):
         """A person writes `text` in a chat; returns the bot's next reply there (HTML source)."""
         before = len(self.sent_to(chat_id))
         self.push_message(chat_id, text, user_id=user_id, chat_type=chat_type)
-        replies = await self.wait_for_sent(before + 1, chat_id=chat_id, timeout=10)
+        replies = await self.wait_for_sent(before + 1, chat_id=chat_id, timeout=60)
         return replies[-1].text
 
     async def wait_for_sent(
         self,
         count: int,
         *,
-        timeout: float = 10.0,  # noqa: ASYNC109 - a plain argument reads better in tests
+        timeout: float = 60.0,  # noqa: ASYNC109 - a plain argument reads better in tests
         chat_id: int | None = None,
     ) -> list[SentMessage]:
         """Wait until at least ``count`` messages (to ``chat_id``, if given) were accepted.

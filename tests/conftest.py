@@ -80,7 +80,7 @@ async def dispatching(dispatcher: Dispatcher, bot: Bot) -> AsyncIterator[None]:
         if task.done():  # polling ended early: its exception is the real failure
             task.result()
         await dispatcher.stop_polling()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, 30)
 
 
 @contextlib.asynccontextmanager

@@ -280,14 +280,14 @@ async def test_raw_error_body_shape(api: FakeBotAPI) -> None:
 
 
 async def test_delay_beyond_request_timeout(api: FakeBotAPI, bot: Bot) -> None:
-    api.set_delay(1.5)
+    api.set_delay(5)
     started = time.monotonic()
     with pytest.raises(TelegramNetworkError, match="timeout"):
         await bot.send_message(USER, "slow", request_timeout=1)
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 4.5  # gave up before the server answered
     # Like the real server, the fake still delivers what the client gave up on; a bot
     # that retries after a timeout can therefore send duplicates.
-    [sent] = await api.wait_for_sent(1, timeout=3)
+    [sent] = await api.wait_for_sent(1, timeout=60)
     assert sent.text == "slow"
 
 
@@ -300,7 +300,7 @@ async def test_stop_during_delay_does_not_deliver() -> None:
     await asyncio.sleep(0.2)
     started = time.monotonic()
     await api.stop()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10  # not the 30 s delay (generous: loaded CI)
     with pytest.raises(TelegramAPIError):
         await task
     await bot.session.close()
@@ -567,7 +567,7 @@ async def test_push_update_assigns_or_keeps_ids(api: FakeBotAPI, bot: Bot) -> No
 async def test_long_poll_times_out_empty(bot: Bot) -> None:
     started = time.monotonic()
     assert await bot.get_updates(timeout=2) == []
-    assert 1.8 <= time.monotonic() - started < 3.0
+    assert 1.8 <= time.monotonic() - started < 30
 
 
 async def test_long_poll_is_capped_at_two_seconds(bot: Bot) -> None:
@@ -605,9 +605,9 @@ async def test_stop_is_prompt_during_long_poll() -> None:
         assert api.calls == [("getUpdates", {"timeout": "30"})]
         started = time.monotonic()
         await api.stop()
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 10  # not the 30 s poll
         # The waiting poll is released with an empty answer rather than an error.
-        assert await asyncio.wait_for(poll, 1) == []
+        assert await asyncio.wait_for(poll, 10) == []
     finally:
         await bot.session.close()
 
@@ -638,7 +638,7 @@ async def test_wait_for_sent_waits(api: FakeBotAPI, bot: Bot) -> None:
         await bot.send_message(USER, "here")
 
     sender = asyncio.create_task(send_later())
-    [message] = await api.wait_for_sent(1, chat_id=USER, timeout=5)
+    [message] = await api.wait_for_sent(1, chat_id=USER, timeout=30)
     await sender
     assert message.text == "here"
     assert len(await api.wait_for_sent(2, timeout=0.1)) == 2
@@ -652,7 +652,7 @@ async def test_wait_for_sent_timeout_explains(api: FakeBotAPI, bot: Bot) -> None
     started = time.monotonic()
     with pytest.raises(AssertionError) as caught:
         await api.wait_for_sent(2, chat_id=USER, timeout=0.3)
-    assert 0.25 <= time.monotonic() - started < 1.0
+    assert 0.25 <= time.monotonic() - started < 10
     report = str(caught.value)
     assert "expected at least 2 sent message(s) to chat 1001" in report
     assert "'accepted one'" in report
@@ -856,8 +856,8 @@ async def test_group_limit_per_minute(api: FakeBotAPI, bot: Bot) -> None:
 async def test_send_latency_overlaps_concurrent_requests(api: FakeBotAPI, bot: Bot) -> None:
     api.set_send_latency(30)
     # Only send* answers are delayed.
-    await asyncio.wait_for(bot.get_me(), 5)
-    await asyncio.wait_for(bot.get_updates(timeout=0), 5)
+    await asyncio.wait_for(bot.get_me(), 30)
+    await asyncio.wait_for(bot.get_updates(timeout=0), 30)
 
     api.set_send_latency(0.2)
     results = await asyncio.gather(*(_timed_send(bot, USER + k) for k in range(10)))
@@ -879,11 +879,11 @@ async def test_stop_during_send_latency_is_prompt_and_delivers() -> None:
     try:
         api.set_send_latency(30)
         task = asyncio.create_task(bot.send_message(USER, "on its way back"))
-        await api.wait_for_sent(1, timeout=5)  # accepted at once, the answer is held
+        await api.wait_for_sent(1, timeout=30)  # accepted at once, the answer is held
         assert api.in_flight == 1
         started = time.monotonic()
         await api.stop()
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 10  # not the 30 s latency
         await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
     finally:
         await bot.session.close()
@@ -922,9 +922,9 @@ async def test_dispatcher_polling_end_to_end(api: FakeBotAPI, bot: Bot) -> None:
     polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
     try:
         api.push_message(USER, "/start", first_name="Ann")
-        [reply] = await api.wait_for_sent(1, chat_id=USER, timeout=5)
+        [reply] = await api.wait_for_sent(1, chat_id=USER, timeout=30)
         assert reply.visible_text == "Hello, Ann!"
     finally:
         await dp.stop_polling()
-        await asyncio.wait_for(polling, 5)
+        await asyncio.wait_for(polling, 30)
     assert any(method == "getUpdates" for method, _ in api.calls)

@@ -141,9 +141,9 @@ async def test_worker_wakes_on_new_alert_and_stops_cleanly(
     await asyncio.sleep(0.05)
     await _alert(storage, 7, "1")
     ready.set()
-    await api.wait_for_sent(1, timeout=5)
+    await api.wait_for_sent(1, timeout=30)
     worker.stop()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, 30)
 
 
 def _links(text: str) -> list[str]:
@@ -257,7 +257,7 @@ async def test_shutdown_is_bounded_and_loses_nothing(
     task = asyncio.create_task(worker.run(grace=0.3))
     await asyncio.sleep(0.3)
     worker.stop()
-    await asyncio.wait_for(task, 5)  # returns after the grace, not after 20 s
+    await asyncio.wait_for(task, 15)  # returns after the grace, not after 20 s
     assert await storage.outbox_counts() == {"pending": 2, "sent": 0, "failed": 0}
     api.set_delay(0)
     assert await _worker(storage, bot).send_due() == 2  # the next start sends them

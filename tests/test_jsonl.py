@@ -167,7 +167,7 @@ async def test_lines_appended_while_following_are_picked_up(
     try:
         await asyncio.sleep(0.1)
         path.write_text(_line(1), encoding="utf-8")
-        for _ in range(200):
+        for _ in range(2400):
             if feed.delivered:
                 break
             await asyncio.sleep(0.025)

@@ -341,7 +341,7 @@ async def test_removed_sources_stop_and_added_ones_start(
     poller.add(hanging, await _feed(storage, hanging))
     task = await _running(poller)
     try:
-        await asyncio.wait_for(started.wait(), 5)
+        await asyncio.wait_for(started.wait(), 30)
         await poller.remove(hanging.spec.text)  # cancels the poll in flight
         assert hanging.spec.text not in poller
         late = Probe("late", server.base_url, interval=0.02)

@@ -801,12 +801,12 @@ async def test_keeps_polling_until_cancelled(storage: Storage, site: FakeFeedSit
     feed = await _feed(storage, source)
     task = asyncio.create_task(source.run(feed))
     try:
-        for _ in range(400):
+        for _ in range(2400):
             if len(feed.delivered) == 5:
                 break
             await asyncio.sleep(0.025)
         site.serve("news", _doc("news-updated.rss"))
-        for _ in range(400):
+        for _ in range(2400):
             if DARK_EAGLE in feed.delivered:
                 break
             await asyncio.sleep(0.025)

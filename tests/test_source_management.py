@@ -111,7 +111,7 @@ async def test_manager_follows_the_database(storage: Storage, tmp_path: Path) ->
     await storage.add_source("x:@SokovNikolai", "x", origin="cli")
     await manager.sync()
     assert manager.running == [f"jsonl:{posts}"]
-    for _ in range(200):
+    for _ in range(3000):
         if await storage.count_posts():
             break
         await asyncio.sleep(0.02)
@@ -125,7 +125,7 @@ async def test_manager_follows_the_database(storage: Storage, tmp_path: Path) ->
     )
     # A followed file reports no completed reads: a stored post shows that reading works.
     jsonl_source = next(i for i in await storage.list_sources() if i.kind == "jsonl")
-    for _ in range(200):
+    for _ in range(3000):
         if jsonl_source.last_ok_at is not None:
             break
         await asyncio.sleep(0.02)
@@ -182,7 +182,7 @@ async def test_polled_sources_share_the_poller(storage: Storage) -> None:
                 break
             await asyncio.sleep(0.01)
         assert sorted(hits) == ["/one.xml", "/two.xml"]
-        for _ in range(200):
+        for _ in range(6000):
             infos = await storage.list_sources()
             if all(info.last_ok_at for info in infos):
                 break
@@ -250,7 +250,7 @@ async def polling(storage: Storage, api: FakeBotAPI, bot: Bot) -> AsyncIterator[
     )
     yield
     await dispatcher.stop_polling()
-    await asyncio.wait_for(task, 10)
+    await asyncio.wait_for(task, 30)
 
 
 @pytest.mark.usefixtures("polling")

@@ -193,7 +193,7 @@ def _source(
 
 
 async def _until(check: Callable[[], bool], task: asyncio.Task[None] | None = None) -> None:
-    for _ in range(500):
+    for _ in range(6000):
         if check():
             return
         if task is not None and task.done():

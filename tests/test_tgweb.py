@@ -563,12 +563,12 @@ async def test_keeps_polling_until_cancelled(storage: Storage, tme: FakeTelegram
     feed = await _feed(storage, source)
     task = asyncio.create_task(source.run(feed))
     try:
-        for _ in range(400):
+        for _ in range(2400):
             if feed.new_ids():
                 break
             await asyncio.sleep(0.025)
         tme.upto = 1209
-        for _ in range(400):
+        for _ in range(2400):
             if 1209 in feed.new_ids():
                 break
             await asyncio.sleep(0.025)

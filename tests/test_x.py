@@ -945,7 +945,7 @@ async def test_a_token_refused_after_the_lookup_shows_the_source_stopped_not_rea
     poller.add(source, feed)
     task = asyncio.create_task(poller.run())
     try:
-        for _ in range(1000):
+        for _ in range(6000):
             infos = await storage.list_sources()
             if infos[0].failures:
                 break
