@@ -28,8 +28,10 @@ HELP = (
     "<code>(Kalibr OR Kinzhal) Crimea</code> — grouping\n"
     "<code>морат*</code> — words starting so; <code>=Калибр</code> — exactly this form\n"
     "<code>/9[МM]7\\d\\d/</code> — a regular expression\n"
-    "Capitalised names match across scripts (Kalibr finds Калибр); known names find their "
-    "aliases (INF finds РСМД, 9M729 finds SSC-8).\n\n"
+    "Names match across scripts (Kalibr finds Калибр, НАТО finds NATO); known names find "
+    "their aliases (INF finds РСМД, 9M729 finds SSC-8). An acronym of 2–5 capitals "
+    "(<code>ПРО</code>, <code>INF</code>) matches only words written in capitals, not "
+    "«про» or «Inf.»; type it in lower case to match any case.\n\n"
     f"Example: <code>/subscribe {EXAMPLE_QUERY}</code>\n"
     "You also get a daily digest of everything that matched."
 )

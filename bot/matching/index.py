@@ -31,7 +31,7 @@ from bot.matching.query import (
     parse_query,
     re2_options,
 )
-from bot.matching.text import Tokenizer
+from bot.matching.text import CAPS, Tokenizer, masked
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,25 @@ class PostView:
     Offsets are only worked out when spans are asked for: most posts match nothing.
     """
 
-    __slots__ = ("_ends", "_starts", "_tokenizer", "memo", "norms", "positions", "present", "text")
+    __slots__ = (
+        "_ends",
+        "_masked",
+        "_starts",
+        "_tokenizer",
+        "caps",
+        "memo",
+        "norms",
+        "positions",
+        "present",
+        "text",
+    )
 
     def __init__(self, text: str, tokenizer: Tokenizer) -> None:
         # RE2 needs valid UTF-8; a lone surrogate becomes `?` (one character: offsets hold).
         self.text = text.encode("utf-8", "replace").decode("utf-8")
         self._tokenizer = tokenizer
-        self.norms = norms = tokenizer.norms(self.text)
+        norms, caps = tokenizer.read(self.text)
+        self.norms = norms
         positions: dict[str, list[int]] = {}
         for index, norm in enumerate(norms):
             found = positions.get(norm)
@@ -66,7 +78,13 @@ class PostView:
                 positions[norm] = [index]
             else:
                 found.append(index)
+        # A word written in capitals is also found under its CAPS-marked form, which only
+        # caps-only query acronyms (`ПРО`, `INF`) use.
+        self.caps = set(caps)
+        for index in caps:
+            positions.setdefault(CAPS + norms[index], []).append(index)
         self.positions = positions
+        self._masked: str | None = None
         self.memo: dict[object, Any] = {}
         # Atoms the index found in the post (None outside the index: evaluate everything).
         self.present: set[object] | None = None
@@ -77,6 +95,18 @@ class PostView:
         if self._starts is None:
             _, self._starts, self._ends = self._tokenizer.scan(self.text)
         return self._starts, self._ends
+
+    @property
+    def masked(self) -> str:
+        """The text with URLs and @mentions blanked, for /regex/ terms."""
+        if self._masked is None:
+            self._masked = masked(self.text)
+        return self._masked
+
+    def has(self, index: int, forms: frozenset[str]) -> bool:
+        """Whether the word at `index` is one of `forms` (caps-only forms included)."""
+        norm = self.norms[index]
+        return norm in forms or (index in self.caps and CAPS + norm in forms)
 
     def occurrences(self, forms: frozenset[str]) -> list[int]:
         """Indexes of the words that are one of `forms` (a set intersection, done in C)."""
@@ -111,7 +141,7 @@ class _Words:
             for first in view.occurrences(sequence[0]):
                 if length == 1 or (
                     first + length <= len(norms)
-                    and all(norms[first + k] in sequence[k] for k in range(1, length))
+                    and all(view.has(first + k, sequence[k]) for k in range(1, length))
                 ):
                     found.append((first, length))
         view.memo[self] = found
@@ -182,10 +212,10 @@ class _Regex:
             return cached
         # A plain search first: RE2 answers "no match" on its DFA, which is far cheaper than
         # finditer's scan for the spans of a regex that is not there (most posts).
-        if self.compiled.search(view.text) is None:
+        if self.compiled.search(view.masked) is None:
             view.memo[self] = None
             return None
-        found = [Span(*m.span()) for m in islice(self.compiled.finditer(view.text), 50)]
+        found = [Span(*m.span()) for m in islice(self.compiled.finditer(view.masked), 50)]
         result = [s for s in found if s.end > s.start] or ([] if found else None)
         view.memo[self] = result
         return result
@@ -258,13 +288,6 @@ class _Compiler:
         """One node per prefix, so that identical prefixes are one atom."""
         return self._prefixes.setdefault(prefix, _Prefix(prefix))
 
-    def _chunk(self, chunk: str) -> list[Sequence]:
-        """Variants of one written word; its one-word variants merged into one form set."""
-        variants = self._expander.expand(chunk)
-        singles = [seq[0] for seq in variants if len(seq) == 1]
-        merged: list[Sequence] = [(frozenset().union(*singles),)] if singles else []
-        return merged + [seq for seq in variants if len(seq) > 1]
-
     def compile(self, node: Node) -> _Compiled:
         if isinstance(node, Term):
             key = (node.text, node.exact, node.prefix)
@@ -274,16 +297,13 @@ class _Compiler:
                 elif node.exact:
                     self._terms[key] = self._words((exact_sequence(node.text),))
                 else:
-                    self._terms[key] = self._words(tuple(self._chunk(node.text)))
+                    variants = self._expander.word_sequences(node.text)
+                    self._terms[key] = self._words(tuple(variants))
             return self._terms[key]
         if isinstance(node, Phrase):
             key = (" ".join(node.words), False, False)
             if key not in self._terms:
-                choices = [self._chunk(word) for word in node.words]
-                sequences = {
-                    tuple(form for part in combo for form in part)
-                    for combo in islice(product(*choices), MAX_PHRASE_VARIANTS)
-                }
+                sequences = self._expander.phrase_sequences(list(node.words), MAX_PHRASE_VARIANTS)
                 # A phrase may itself be a name with aliases (`"New START"` = `ДСНВ`).
                 sequences.update(self._expander.phrase_aliases(key[0]))
                 self._terms[key] = self._words(tuple(sequences))
@@ -341,6 +361,22 @@ def _regex_set(atoms: list[_Regex]) -> tuple[re2.Set, list[_Regex]] | None:
         )
         return None
     return regex_set, atoms
+
+
+def _caps_pairs(view: PostView) -> list[tuple[str, str]]:
+    """Word pairs with a word written in capitals under its CAPS-marked form."""
+    pairs: list[tuple[str, str]] = []
+    norms, caps = view.norms, view.caps
+    for index in caps:
+        marked = CAPS + norms[index]
+        if index + 1 < len(norms):
+            following = norms[index + 1]
+            pairs.append((marked, following))
+            if index + 1 in caps:
+                pairs.append((marked, CAPS + following))
+        if index > 0:
+            pairs.append((norms[index - 1], marked))
+    return pairs
 
 
 def _common(table: dict[Any, set[str]], present: set[Any]) -> list[Any]:
@@ -611,6 +647,10 @@ class QueryIndex:
                 atoms = by_bigram.get(pair)
                 if atoms:
                     found |= atoms
+            for pair in _caps_pairs(view):
+                atoms = by_bigram.get(pair)
+                if atoms:
+                    found |= atoms
             # Two words in a row settle a two-word sequence; longer ones are checked whole.
             for atom in found - present:
                 if atom not in self._long_sequences or atom.starts(view):
@@ -624,7 +664,11 @@ class QueryIndex:
                 if candidates:
                     present.update(a for a in candidates if norm.startswith(a.prefix))
         if self._regex_atoms:
-            present.update(self._regex_present(view.text))
+            # Searched in the text as it is (one pass of the set), then, for the few found,
+            # confirmed outside URLs and @mentions.
+            regexes = self._regex_present(view.text)
+            if regexes:
+                present.update(a for a in regexes if a.compiled.search(view.masked))
         return present
 
     def view(self, text: str) -> PostView:
