@@ -222,17 +222,17 @@ class FormExpander:
         English plural on a final number: `SSC-8s`), a short word part as written in both
         scripts, a longer one with its morphology (`Искандерами-М`)."""
         if code:
+            # Its letters also in their other-script spellings: `Х-101` = `Kh-101`, `S-400` =
+            # `С-400`, `Ту-95МС` = `Tu-95MS` (look-alikes alone would make it `95mc`).
             forms = {folded}
+            lowered = fold(original)
+            script = script_of(lowered)
+            if script == "cyr":
+                forms.update(to_latin(lowered))
+            elif script == "lat":
+                forms.update(fold_code(v) for v in to_cyrillic(lowered))
             if last and folded[-1:].isdigit():
                 forms.add(folded + "s")
-            if len(folded) == 1:
-                # A letter in its other-script spellings: `Х-101` = `Kh-101`, `S-400` = `С-400`.
-                lowered = fold(original)
-                script = script_of(lowered)
-                if script == "cyr":
-                    forms.update(to_latin(lowered))
-                elif script == "lat":
-                    forms.update(fold_code(v) for v in to_cyrillic(lowered))
             return forms
         if len(folded) >= MIN_INFLECTED_PART:
             return set(self._word_forms(original, alone=False))
