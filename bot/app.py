@@ -22,13 +22,14 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramUnauthorizedError,
 )
-from aiogram.types import BotCommand, LinkPreviewOptions, User
+from aiogram.types import LinkPreviewOptions, User
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config import Settings
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.sender import Pacer, TelegramSender
 from bot.digest import queue_digests
+from bot.i18n import Catalog
 from bot.ingest import Ingest, Matcher
 from bot.redact import Redactor
 from bot.sources.links import parse_source
@@ -38,18 +39,12 @@ from bot.sources.telegram import TelethonConnector
 from bot.sources.x import XApi, XOptions
 from bot.storage import Storage
 from handlers import build_router
+from handlers.admins import AdminCheck
 from handlers.errors import on_error
+from handlers.menu import set_command_menus
 from handlers.search import Searches
 
 log = logging.getLogger(__name__)
-
-COMMANDS = [
-    BotCommand(command="subscribe", description="Alert me when a post matches a query"),
-    BotCommand(command="list", description="My saved queries"),
-    BotCommand(command="unsubscribe", description="Stop a query (text or number)"),
-    BotCommand(command="search", description="Newest stored posts matching a query"),
-    BotCommand(command="help", description="What Dozor does and the query syntax"),
-]
 
 
 def loads_clean(text: str) -> Any:
@@ -116,16 +111,20 @@ def build_dispatcher(
     settings: Settings,
     sources: SourceManager | None = None,
     searches: Searches | None = None,
+    catalog: Catalog | None = None,
 ) -> Dispatcher:
     """The dispatcher with every router; handlers receive these objects by parameter name."""
+    catalog = catalog or Catalog()
     dispatcher = Dispatcher(
         db=storage,
         matcher=matcher,
         settings=settings,
         sources=sources,
         searches=searches or Searches(),
+        catalog=catalog,
+        admins=AdminCheck(),
     )
-    dispatcher.include_router(build_router())
+    dispatcher.include_router(build_router(catalog))
     dispatcher.errors.register(on_error)
     return dispatcher
 
@@ -182,14 +181,13 @@ async def connect_bot(bot: Bot, base: str) -> User:
         await asyncio.sleep(wait)
 
 
-async def answer_commands(bot: Bot, dispatcher: Dispatcher, settings: Settings) -> None:
+async def answer_commands(
+    bot: Bot, dispatcher: Dispatcher, settings: Settings, catalog: Catalog
+) -> None:
     """Connect to the Bot API (retrying), then poll for updates until stopped."""
     me = await connect_bot(bot, settings.telegram_api_base)
     log.info("connected to the Bot API as @%s; answering commands", me.username)
-    try:
-        await bot.set_my_commands(COMMANDS)
-    except (TelegramAPIError, ClientDecodeError) as exc:
-        log.warning("could not set the command menu: %s", exc)
+    await set_command_menus(bot, catalog)
     await dispatcher.start_polling(bot, handle_signals=False, close_bot_session=False)
 
 
@@ -280,7 +278,8 @@ async def _serve(
         notify=notify_admins,
         per_host=settings.poll_per_host,
     )
-    dispatcher = build_dispatcher(storage, matcher, settings, manager, searches)
+    catalog = Catalog()
+    dispatcher = build_dispatcher(storage, matcher, settings, manager, searches, catalog)
 
     scheduler = AsyncIOScheduler(timezone=UTC)
     jobs: set[asyncio.Task[Any]] = set()  # scheduler jobs running now (finished at shutdown)
@@ -316,7 +315,9 @@ async def _serve(
         tasks = [
             asyncio.create_task(manager.run(), name="sources"),
             asyncio.create_task(worker.run(), name="outbox"),
-            asyncio.create_task(answer_commands(bot, dispatcher, settings), name="polling"),
+            asyncio.create_task(
+                answer_commands(bot, dispatcher, settings, catalog), name="polling"
+            ),
         ]
         scheduler.start()
         log.info(

@@ -102,15 +102,36 @@ class StoredPost:
     deleted: bool = False
 
 
+CHAT_KINDS = ("private", "group", "supergroup", "channel")
+
+
 @dataclass(frozen=True, slots=True)
 class Subscriber:
-    """A Telegram chat that talks to the bot."""
+    """A Telegram chat that talks to the bot, with its personal settings."""
 
     chat_id: int
     name: str
     active: bool
     created_at: datetime
     last_digest_at: datetime | None = None
+    language: str | None = None  # chosen with /lang; None: follow tg_language
+    tg_language: str | None = None  # Telegram's language_code, as last seen
+    kind: str = "private"  # one of CHAT_KINDS
+    timezone: str | None = None  # IANA name; None: the service's TIMEZONE
+    digest_time: str | None = None  # local "HH:MM"; None: the service's DIGEST_TIME
+    digest_enabled: bool = True
+    muted_until: datetime | None = None  # alerts held until then, delivered after
+    quiet_start: str | None = None  # local "HH:MM"; alerts held from here ...
+    quiet_end: str | None = None  # ... to here, every day
+    link_previews: bool = False
+    introduced_at: datetime | None = None  # when the bot introduced itself in a group
+
+
+# What a subscription sends: instant alerts and the digest, alerts only, or the digest only.
+MODE_BOTH = "both"
+MODE_INSTANT = "instant"
+MODE_DIGEST = "digest"
+MODES = (MODE_BOTH, MODE_INSTANT, MODE_DIGEST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +142,9 @@ class Subscription:
     chat_id: int
     query: str
     created_at: datetime
+    mode: str = MODE_BOTH  # one of MODES
+    paused: bool = False  # a paused query matches nothing until resumed
+    preset: str | None = None  # the preset it came with (removed together), if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,14 +8,14 @@ import logging
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import ErrorEvent
+from aiogram.types import ErrorEvent, User
 
-from handlers.texts import HANDLER_FAILED
+from bot.i18n import Catalog, Texts, language_for
 
 log = logging.getLogger(__name__)
 
 
-async def on_error(event: ErrorEvent, bot: Bot) -> bool:
+async def on_error(event: ErrorEvent, bot: Bot, catalog: Catalog) -> bool:
     """Log the failure with the update id and tell the chat it came from, briefly."""
     update = event.update
     log.error(
@@ -28,7 +28,8 @@ async def on_error(event: ErrorEvent, bot: Bot) -> bool:
     chat_id = _chat_of(event)
     if chat_id is not None:
         try:
-            await bot.send_message(chat_id, HANDLER_FAILED.format(update=update.update_id))
+            t = _texts(event, catalog)
+            await bot.send_message(chat_id, t("handler-failed", update=str(update.update_id)))
         except (TelegramAPIError, OSError) as exc:
             log.warning(
                 "could not tell chat %d about update %d: %s", chat_id, update.update_id, exc
@@ -37,6 +38,14 @@ async def on_error(event: ErrorEvent, bot: Bot) -> bool:
         with contextlib.suppress(TelegramAPIError, OSError):
             await update.callback_query.answer()  # stop the button's spinner
     return True
+
+
+def _texts(event: ErrorEvent, catalog: Catalog) -> Texts:
+    """The texts of the person whose update failed (the handler's own `t` is out of reach)."""
+    update = event.update
+    source = update.message or update.edited_message or update.callback_query
+    user = getattr(source, "from_user", None)
+    return catalog.texts(language_for(user.language_code if isinstance(user, User) else None))
 
 
 def _chat_of(event: ErrorEvent) -> int | None:

@@ -5,16 +5,17 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import Message
 
+from bot.i18n import Texts
 from handlers.texts import code
 
 
-async def cmd_unknown(message: Message) -> None:
+async def cmd_unknown(message: Message, t: Texts) -> None:
     command = (message.text or "").split()[0][:64]
-    await message.answer(f"I don't know the command {code(command)}. /help lists what I can do.")
+    await message.answer(t("unknown-command", command=code(command)))
 
 
-async def on_other(message: Message) -> None:
-    await message.answer("I understand commands only. /help lists them.")
+async def on_other(message: Message, t: Texts) -> None:
+    await message.answer(t("commands-only"))
 
 
 def build_router() -> Router:

@@ -15,10 +15,11 @@ from aiogram.types import Message
 
 from bot.delivery.render import highlight, safe_link, shorten
 from bot.domain import Span, StoredPost
+from bot.i18n import Texts
 from bot.matching import QueryError, QueryMatcher
 from bot.storage import Storage
 from handlers.replies import answer_blocks
-from handlers.texts import EXAMPLE_QUERY, SEARCH_BUSY, code
+from handlers.texts import code, example, query_invalid
 
 SEARCH_DEPTH = 5_000  # newest posts looked through: bounded work whatever the query
 SEARCH_PAGE = 250
@@ -42,9 +43,9 @@ def _snippet(post: StoredPost, spans: list[Span]) -> str:
     return ("…" if start else "") + body + ("…" if end < len(text) else "")
 
 
-def render_results(query: str, found: Found) -> list[str]:
+def render_results(t: Texts, query: str, found: Found) -> list[str]:
     """The reply's blocks: a title, then one block per post (channel, date, link, snippet)."""
-    blocks = [f"🔎 {len(found)} newest post(s) matching {code(shorten(query, 200))}"]
+    blocks = [t("search-title", count=len(found), query=code(shorten(query, 200)))]
     for post, spans in found:
         when = post.post.date.strftime("%Y-%m-%d %H:%M")
         label = html.escape(f"{shorten(post.post.channel, 100)} · {when}", quote=False)
@@ -118,36 +119,30 @@ class Searches:
 
 
 async def cmd_search(
-    message: Message, command: CommandObject, db: Storage, searches: Searches
+    message: Message, command: CommandObject, db: Storage, searches: Searches, t: Texts
 ) -> None:
     text = (command.args or "").strip()
     if not text:
-        await message.answer("What should I look for? e.g. " + code(f"/search {EXAMPLE_QUERY}"))
+        await message.answer(t("search-usage", example=example(t, "search")))
         return
     try:
         matcher = QueryMatcher(text)
     except QueryError as exc:
-        await message.answer(
-            f"⚠️ I can't use that query: {html.escape(shorten(str(exc), 600), quote=False)}.\n"
-            f"A correct example: {code(f'/search {EXAMPLE_QUERY}')}"
-        )
+        await message.answer(query_invalid(t, shorten(str(exc), 600), "search"))
         return
     with searches.turn(message.chat.id) as allowed:
         if not allowed:
-            await message.answer(SEARCH_BUSY)
+            await message.answer(t("search-busy"))
             return
         found, looked, finished = await searches.run(db, matcher)
     if not found:
-        if finished:
-            note = f"I looked through the newest {looked:,}"
-        else:
-            note = f"the query is slow: I stopped after the newest {looked:,}"
-        await message.answer(f"No stored post matches {code(shorten(text, 600))} ({note}).")
+        key = "search-none-finished" if finished else "search-none-slow"
+        await message.answer(t(key, query=code(shorten(text, 600)), looked=looked))
         return
-    blocks = render_results(text, found)
+    blocks = render_results(t, text, found)
     if not finished:
-        blocks.append(f"<i>The query is slow: I stopped after the newest {looked:,} posts.</i>")
-    await answer_blocks(message, blocks, more="… {count} more")
+        blocks.append(t("search-slow-note", looked=looked))
+    await answer_blocks(message, blocks, more=lambda count: t("more-items", count=count))
 
 
 def build_router() -> Router:

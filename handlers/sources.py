@@ -12,6 +12,7 @@ from aiogram.types import Message
 from bot.config import Settings
 from bot.delivery.render import shorten
 from bot.domain import SourceSpec
+from bot.i18n import Texts
 from bot.sources.health import describe, warning
 from bot.sources.links import parse_source
 from bot.sources.manager import SourceManager
@@ -28,21 +29,21 @@ def is_admin(message: Message, settings: Settings) -> bool:
     return user is not None and user.id in settings.admin_ids
 
 
-async def _refuse(message: Message) -> None:
-    await message.answer("This command is for Dozor's administrators.")
+async def _refuse(message: Message, t: Texts) -> None:
+    await message.answer(t("admin-only"))
 
 
-async def cmd_sources(message: Message, db: Storage, settings: Settings) -> None:
+async def cmd_sources(message: Message, db: Storage, settings: Settings, t: Texts) -> None:
     """Every watched source with its health; problems first get a ⚠️."""
     if not is_admin(message, settings):
-        await _refuse(message)
+        await _refuse(message, t)
         return
     sources = await db.list_sources()
     if not sources:
-        await message.answer(f"No sources are watched. Add one: {code(ADD_EXAMPLE)}")
+        await message.answer(t("sources-empty", example=code(ADD_EXAMPLE)))
         return
     now = datetime.now(UTC)
-    blocks = [f"<b>{len(sources)} source(s)</b>"]
+    blocks = [t("sources-title", count=len(sources))]
     for info in sources:
         line = html.escape(shorten(describe(info, now), SOURCE_LINE_CHARS), quote=False)
         problem = warning(info, now)
@@ -50,7 +51,7 @@ async def cmd_sources(message: Message, db: Storage, settings: Settings) -> None
             problem = shorten(problem, SOURCE_LINE_CHARS)
             line = f"⚠️ {line}\n    <i>{html.escape(problem, quote=False)}</i>"
         blocks.append(f"• {line}")
-    await answer_blocks(message, blocks, more="… and {count} more sources")
+    await answer_blocks(message, blocks, more=lambda count: t("sources-more", count=count))
 
 
 def _named(spec: SourceSpec) -> str:
@@ -59,18 +60,17 @@ def _named(spec: SourceSpec) -> str:
 
 
 async def _admin_spec(
-    message: Message, command: CommandObject, settings: Settings, example: str
+    message: Message, command: CommandObject, settings: Settings, example: str, t: Texts
 ) -> SourceSpec | None:
     """The source an admin named; None (after answering) for non-admins and bad input."""
     if not is_admin(message, settings):
-        await _refuse(message)
+        await _refuse(message, t)
         return None
     try:
         return parse_source(command.args or "")
     except ValueError as exc:
-        await message.answer(
-            f"⚠️ {html.escape(shorten(str(exc), 600), quote=False)}\nFor example: {code(example)}"
-        )
+        error = html.escape(shorten(str(exc), 600), quote=False)
+        await message.answer(t("source-bad-spec", error=error, example=code(example)))
         return None
 
 
@@ -80,16 +80,17 @@ async def cmd_addsource(
     db: Storage,
     settings: Settings,
     sources: SourceManager | None,
+    t: Texts,
 ) -> None:
-    spec = await _admin_spec(message, command, settings, ADD_EXAMPLE)
+    spec = await _admin_spec(message, command, settings, ADD_EXAMPLE, t)
     if spec is None:
         return
     if not await db.add_source(spec.text, spec.kind, origin="chat"):
-        await message.answer(f"{_named(spec)} is already watched.")
+        await message.answer(t("source-already", source=_named(spec)))
         return
     if sources is not None:
         await sources.sync()
-    await message.answer(f"✅ Now watching {_named(spec)}.")
+    await message.answer(t("source-added", source=_named(spec)))
 
 
 async def cmd_removesource(
@@ -98,16 +99,17 @@ async def cmd_removesource(
     db: Storage,
     settings: Settings,
     sources: SourceManager | None,
+    t: Texts,
 ) -> None:
-    spec = await _admin_spec(message, command, settings, "/removesource @militaryrussiaru")
+    spec = await _admin_spec(message, command, settings, "/removesource @militaryrussiaru", t)
     if spec is None:
         return
     if not await db.remove_source(spec.text):
-        await message.answer(f"{_named(spec)} is not watched; /sources lists them.")
+        await message.answer(t("source-not-watched", source=_named(spec)))
         return
     if sources is not None:
         await sources.sync()
-    await message.answer(f"🗑 Stopped watching {_named(spec)}. Its posts stay stored.")
+    await message.answer(t("source-removed", source=_named(spec)))
 
 
 def build_router() -> Router:

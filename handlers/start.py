@@ -6,9 +6,10 @@ from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import Message
 
+from bot.i18n import Texts
 from bot.ingest import Matcher
 from bot.storage import Storage
-from handlers.texts import HELP
+from handlers.texts import escaped
 
 
 def chat_name(message: Message) -> str:
@@ -22,20 +23,31 @@ def chat_name(message: Message) -> str:
 async def register(message: Message, db: Storage, matcher: Matcher) -> None:
     """Save the chat as a subscriber; a chat back after blocking the bot is matched again."""
     before = await db.get_subscriber(message.chat.id)
-    await db.upsert_subscriber(message.chat.id, chat_name(message))
+    user = message.from_user
+    await db.upsert_subscriber(
+        message.chat.id,
+        chat_name(message),
+        kind=message.chat.type,
+        tg_language=user.language_code if user is not None else None,
+    )
     if before is not None and not before.active:
         for subscription in await db.subscriptions_of(message.chat.id):
-            await matcher.add(subscription)
+            if not subscription.paused:
+                await matcher.add(subscription)
 
 
-async def cmd_start(message: Message, db: Storage, matcher: Matcher) -> None:
+def help_text(t: Texts) -> str:
+    return t("help", example=escaped(t("example-query")))
+
+
+async def cmd_start(message: Message, db: Storage, matcher: Matcher, t: Texts) -> None:
     """Register the chat (or reactivate it after a block) and explain what Dozor does."""
     await register(message, db, matcher)
-    await message.answer("👋 Welcome to Dozor.\n\n" + HELP)
+    await message.answer(t("welcome") + "\n\n" + help_text(t))
 
 
-async def cmd_help(message: Message) -> None:
-    await message.answer(HELP)
+async def cmd_help(message: Message, t: Texts) -> None:
+    await message.answer(help_text(t))
 
 
 def build_router() -> Router:

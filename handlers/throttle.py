@@ -25,7 +25,7 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
-from handlers.texts import SLOW_DOWN
+from bot.i18n import Catalog, language_for
 
 log = logging.getLogger(__name__)
 
@@ -160,17 +160,23 @@ class ThrottleMiddleware(BaseMiddleware):
                 self.throttle.finish(chat_id, handled=handled)
         if verdict is Verdict.DROP_AND_NOTIFY:
             log.info("chat %d is flooding the bot; dropping its excess updates", chat_id)
-            await _notify(event, data.get("bot"), chat_id)
+            await _notify(event, data.get("bot"), data.get("catalog"), chat_id)
         return None  # handled, by dropping: no other router sees it
 
 
-async def _notify(event: TelegramObject, bot: Bot | None, chat_id: int) -> None:
-    """The one notice of a flood episode; a failure to send it is logged, never raised."""
+async def _notify(
+    event: TelegramObject, bot: Bot | None, catalog: Catalog | None, chat_id: int
+) -> None:
+    """The one notice of a flood episode, in the language of the person flooding (no database
+    read: a flood must cost nothing); a failure to send it is logged, never raised."""
+    user = getattr(event, "from_user", None)
+    language = language_for(getattr(user, "language_code", None))
+    text = (catalog or Catalog()).texts(language)("slow-down")
     try:
         if isinstance(event, CallbackQuery):
-            await event.answer(SLOW_DOWN)  # a toast on the button; also stops its spinner
+            await event.answer(text)  # a toast on the button; also stops its spinner
         elif bot is not None:
-            await bot.send_message(chat_id, SLOW_DOWN)
+            await bot.send_message(chat_id, text)
     except (TelegramAPIError, ClientDecodeError) as exc:
         log.warning("could not tell chat %d to slow down: %s", chat_id, exc)
 

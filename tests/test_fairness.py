@@ -16,9 +16,10 @@ from aiogram.types import CallbackQuery
 from bot.app import build_dispatcher
 from bot.config import Settings
 from bot.delivery.sender import Pacer, install_pacer
+from bot.i18n import Catalog
 from bot.ingest import Matcher
 from bot.storage import Storage
-from handlers.texts import HELP, SLOW_DOWN
+from handlers.start import help_text
 from handlers.throttle import (
     BURST,
     EPISODE_GAP,
@@ -31,6 +32,9 @@ from handlers.throttle import (
 from tests.botapi import FakeBotAPI
 from tests.conftest import dispatching
 
+ENGLISH = Catalog(strict=True).texts("en")
+HELP = help_text(ENGLISH)
+SLOW_DOWN = ENGLISH("slow-down")
 HANDLE, DROP, NOTIFY = Verdict.HANDLE, Verdict.DROP, Verdict.DROP_AND_NOTIFY
 
 

@@ -127,7 +127,7 @@ async def test_search_finds_stored_posts_in_any_form(chat: Chat, storage: Storag
         )
         await storage.save_post(post, [])
     reply = await chat.say("/search Oreshnik -лещина")
-    assert "1 newest post(s)" in reply
+    assert "1 newest post matching" in reply
     assert "<b>Орешника</b>" in reply
     assert "&lt;b&gt;с полигона&lt;/b&gt; &amp;" in reply
     assert 'href="https://t.me/milinfo/1"' in reply

@@ -6,7 +6,7 @@ tag or an entity.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from bot.delivery.render import MAX_MESSAGE, html_length, shorten
 
@@ -29,14 +29,14 @@ def fit_messages(
     limit: int = MAX_MESSAGE,
     separator: str = SEPARATOR,
     max_messages: int = MAX_MESSAGES,
-    more: str = "… {count} more",
+    more: Callable[[int], str] | str = "… {count} more",
 ) -> list[str]:
     """Pack HTML blocks (each balanced on its own) into as few messages as fit `limit`.
 
     Blocks keep their order and are never split between messages; a block too long for any
     message is shortened, one with no visible text dropped. After `max_messages` messages the
-    remaining blocks are dropped and `more` (plain text with `{count}`, escaped here) ends the
-    last message.
+    remaining blocks are dropped and `more` (plain text with `{count}`, or a function of the
+    count; escaped here) ends the last message.
     """
     # A block with nothing visible would make an empty message, which Telegram refuses.
     items = [fit_block(block, limit) for block in blocks if html_length(block)]
@@ -47,7 +47,9 @@ def fit_messages(
         length = html_length(block)
         if size + gap + length > limit:
             if len(messages) == max_messages:
-                _end_with_note(messages[-1], more.format(count=len(items) - index), limit, gap)
+                left = len(items) - index
+                note = more(left) if callable(more) else more.format(count=left)
+                _end_with_note(messages[-1], note, limit, gap)
                 break
             messages.append([])
             size = -gap

@@ -23,6 +23,9 @@ from pathlib import Path
 import aiosqlite
 
 from bot.domain import (
+    MODE_BOTH,
+    MODE_DIGEST,
+    MODES,
     DigestEntry,
     Post,
     SourceInfo,
@@ -486,7 +489,7 @@ class Storage:
     ) -> int:
         # A query removed while the post was being matched (matching runs on its own thread)
         # must not be named in an alert.
-        matches = await self._still_subscribed(matches)
+        matches, digest_only = await self._still_subscribed(matches)
         rows = await self._all(
             "SELECT DISTINCT chat_id FROM matches WHERE post_id = ?", (post_id,)
         )
@@ -498,7 +501,8 @@ class Storage:
                 " created_at) VALUES (?, ?, ?, ?, ?)",
                 (post_id, match.subscription_id, match.chat_id, match.query, now),
             )
-            by_chat.setdefault(match.chat_id, []).append(match)
+            if match.subscription_id not in digest_only:
+                by_chat.setdefault(match.chat_id, []).append(match)
         queued = 0
         for chat_id, chat_matches in by_chat.items():
             if chat_id in already_alerted:
@@ -523,17 +527,24 @@ class Storage:
             queued += cur.rowcount
         return queued
 
-    async def _still_subscribed(self, matches: list[MatchRecord]) -> list[MatchRecord]:
+    async def _still_subscribed(
+        self, matches: list[MatchRecord]
+    ) -> tuple[list[MatchRecord], set[int]]:
+        """The matches whose query still exists and is not paused, and the ids of those
+        in digest-only mode (recorded for the digest, never alerted)."""
         ids = sorted({match.subscription_id for match in matches})
         existing: set[int] = set()
+        digest_only: set[int] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = await self._all(
-                f"SELECT id FROM subscriptions WHERE id IN ({', '.join('?' * len(chunk))})",
+                f"SELECT id, mode FROM subscriptions WHERE paused = 0"
+                f" AND id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             )
             existing.update(int(row["id"]) for row in rows)
-        return [match for match in matches if match.subscription_id in existing]
+            digest_only.update(int(row["id"]) for row in rows if row["mode"] == MODE_DIGEST)
+        return [match for match in matches if match.subscription_id in existing], digest_only
 
     async def mark_deleted(self, source: str, channel: str, post_id: str) -> bool:
         """The channel deleted a post: keep it, marked deleted. False if we never had it."""
@@ -570,18 +581,46 @@ class Storage:
 
     # --- subscribers and subscriptions ---------------------------------------------------
 
-    async def upsert_subscriber(self, chat_id: int, name: str) -> Subscriber:
-        """Create a subscriber, or reactivate one who had blocked the bot."""
+    async def upsert_subscriber(
+        self, chat_id: int, name: str, *, kind: str = "private", tg_language: str | None = None
+    ) -> Subscriber:
+        """Create a subscriber, or reactivate one who had blocked the bot; `tg_language` (the
+        Telegram language_code of whoever wrote) is remembered when given."""
         async with self._transaction() as db:
             await db.execute(
-                "INSERT INTO subscribers (chat_id, name, active, created_at) VALUES (?, ?, 1, ?)"
+                "INSERT INTO subscribers (chat_id, name, active, created_at, kind, tg_language)"
+                " VALUES (?, ?, 1, ?, ?, ?)"
                 " ON CONFLICT (chat_id) DO UPDATE SET name = excluded.name, active = 1,"
-                " blocked_at = NULL",
-                (chat_id, name[:200], _ts(_now())),
+                " blocked_at = NULL, kind = excluded.kind,"
+                " tg_language = COALESCE(excluded.tg_language, tg_language)",
+                (chat_id, name[:200], _ts(_now()), kind, tg_language),
             )
         subscriber = await self.get_subscriber(chat_id)
         assert subscriber is not None
         return subscriber
+
+    async def note_language(self, chat_id: int, tg_language: str) -> None:
+        """Remember the Telegram language_code of a chat that exists (no row is created)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE subscribers SET tg_language = ? WHERE chat_id = ?"
+                " AND tg_language IS NOT ?",
+                (tg_language[:16], chat_id, tg_language[:16]),
+            )
+
+    async def update_subscriber(self, chat_id: int, **settings: object) -> Subscriber | None:
+        """Change some of a chat's settings (names as in `Subscriber`); None if no such chat."""
+        unknown = set(settings) - _SETTABLE
+        if unknown:
+            raise ValueError(f"not a setting: {', '.join(sorted(unknown))}")
+        if settings:
+            columns = ", ".join(f"{name} = ?" for name in settings)
+            values = [_column_value(value) for value in settings.values()]
+            async with self._transaction() as db:
+                await db.execute(
+                    f"UPDATE subscribers SET {columns} WHERE chat_id = ?", (*values, chat_id)
+                )
+        return await self.get_subscriber(chat_id)
 
     async def get_subscriber(self, chat_id: int) -> Subscriber | None:
         row = await self._one("SELECT * FROM subscribers WHERE chat_id = ?", (chat_id,))
@@ -600,7 +639,13 @@ class Storage:
             )
 
     async def add_subscription(
-        self, chat_id: int, query: str, *, limit: int | None = None
+        self,
+        chat_id: int,
+        query: str,
+        *,
+        limit: int | None = None,
+        mode: str = MODE_BOTH,
+        preset: str | None = None,
     ) -> Subscription | None:
         """Save a query for a chat; None when the chat already has exactly this query.
 
@@ -623,9 +668,9 @@ class Storage:
                         return None
                     raise TooManySubscriptions(count)
             cur = await db.execute(
-                "INSERT OR IGNORE INTO subscriptions (chat_id, query, created_at)"
-                " VALUES (?, ?, ?)",
-                (chat_id, query, _ts(_now())),
+                "INSERT OR IGNORE INTO subscriptions (chat_id, query, created_at, mode, preset)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (chat_id, query, _ts(_now()), mode, preset),
             )
             if cur.rowcount == 0:
                 return None
@@ -637,6 +682,40 @@ class Storage:
         async with self._transaction() as db:
             await db.execute("DELETE FROM subscriptions WHERE id = ?", (subscription_id,))
 
+    async def get_subscription(self, subscription_id: int) -> Subscription | None:
+        row = await self._one("SELECT * FROM subscriptions WHERE id = ?", (subscription_id,))
+        return None if row is None else _subscription(row)
+
+    async def update_subscription(
+        self, subscription_id: int, *, mode: str | None = None, paused: bool | None = None
+    ) -> Subscription | None:
+        """Change a query's mode or pause it; None if it no longer exists."""
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}")
+        async with self._transaction() as db:
+            if mode is not None:
+                await db.execute(
+                    "UPDATE subscriptions SET mode = ? WHERE id = ?", (mode, subscription_id)
+                )
+            if paused is not None:
+                await db.execute(
+                    "UPDATE subscriptions SET paused = ? WHERE id = ?",
+                    (int(paused), subscription_id),
+                )
+        return await self.get_subscription(subscription_id)
+
+    async def remove_preset(self, chat_id: int, preset: str) -> list[Subscription]:
+        """Remove every query a chat got with a preset; returns them."""
+        async with self._transaction() as db:
+            rows = await self._all(
+                "SELECT * FROM subscriptions WHERE chat_id = ? AND preset = ? ORDER BY id",
+                (chat_id, preset),
+            )
+            await db.execute(
+                "DELETE FROM subscriptions WHERE chat_id = ? AND preset = ?", (chat_id, preset)
+            )
+        return [_subscription(row) for row in rows]
+
     async def subscriptions_of(self, chat_id: int) -> list[Subscription]:
         rows = await self._all(
             "SELECT * FROM subscriptions WHERE chat_id = ? ORDER BY id", (chat_id,)
@@ -647,7 +726,8 @@ class Storage:
         """Every subscription of subscribers who can receive alerts (what the index holds)."""
         rows = await self._all(
             "SELECT subscriptions.* FROM subscriptions JOIN subscribers USING (chat_id)"
-            " WHERE subscribers.active = 1 ORDER BY subscriptions.id"
+            " WHERE subscribers.active = 1 AND subscriptions.paused = 0"
+            " ORDER BY subscriptions.id"
         )
         return [_subscription(row) for row in rows]
 
@@ -770,7 +850,9 @@ class Storage:
         rows = await self._all(
             "SELECT posts.*, json_group_array(matches.query) AS queries FROM matches"
             " JOIN posts ON posts.id = matches.post_id"
+            " LEFT JOIN subscriptions ON subscriptions.id = matches.subscription_id"
             " WHERE matches.chat_id = ? AND matches.created_at > ? AND matches.created_at <= ?"
+            " AND COALESCE(subscriptions.mode, 'both') != 'instant'"
             " GROUP BY posts.id ORDER BY posts.date, posts.id",
             (chat_id, _ts(since), _ts(until)),
         )
@@ -815,6 +897,28 @@ def _stored_post(row: sqlite3.Row, prefix: str = "") -> StoredPost:
     return StoredPost(int(row[f"{prefix}id"]), post, deleted=bool(row[f"{prefix}deleted"]))
 
 
+# Settings `update_subscriber` may change (the Subscriber fields of the same names).
+_SETTABLE = {
+    "language",
+    "timezone",
+    "digest_time",
+    "digest_enabled",
+    "muted_until",
+    "quiet_start",
+    "quiet_end",
+    "link_previews",
+    "introduced_at",
+}
+
+
+def _column_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return _ts(value)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
 def _subscriber(row: sqlite3.Row) -> Subscriber:
     created = _dt(row["created_at"])
     assert created is not None
@@ -824,13 +928,32 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
         active=bool(row["active"]),
         created_at=created,
         last_digest_at=_dt(row["last_digest_at"]),
+        language=row["language"],
+        tg_language=row["tg_language"],
+        kind=row["kind"],
+        timezone=row["timezone"],
+        digest_time=row["digest_time"],
+        digest_enabled=bool(row["digest_enabled"]),
+        muted_until=_dt(row["muted_until"]),
+        quiet_start=row["quiet_start"],
+        quiet_end=row["quiet_end"],
+        link_previews=bool(row["link_previews"]),
+        introduced_at=_dt(row["introduced_at"]),
     )
 
 
 def _subscription(row: sqlite3.Row) -> Subscription:
     created = _dt(row["created_at"])
     assert created is not None
-    return Subscription(int(row["id"]), int(row["chat_id"]), row["query"], created)
+    return Subscription(
+        int(row["id"]),
+        int(row["chat_id"]),
+        row["query"],
+        created,
+        mode=row["mode"],
+        paused=bool(row["paused"]),
+        preset=row["preset"],
+    )
 
 
 def _pending(row: sqlite3.Row) -> PendingMessage:

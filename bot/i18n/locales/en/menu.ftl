@@ -1,0 +1,6 @@
+# The command menu (at most 256 characters each, plain text).
+menu-subscribe = Alert me when a post matches a query
+menu-list = My saved queries
+menu-unsubscribe = Stop a query (text or number)
+menu-search = Newest stored posts matching a query
+menu-help = What Dozor does and the query syntax
