@@ -61,6 +61,7 @@ async def run_sources(
     settings: Settings, args: argparse.Namespace, out: TextIO, redact: Redactor
 ) -> int:
     """`dozor sources ...` on the database; a running service picks changes up within a minute."""
+    from bot.i18n import ENGLISH, Catalog
     from bot.sources.health import describe, warning
     from bot.sources.links import find_sources, parse_source
     from bot.storage import Storage
@@ -70,9 +71,10 @@ async def run_sources(
         if args.action == "list":
             now = datetime.now(UTC)
             infos = await storage.list_sources()
+            t = Catalog().texts(ENGLISH)  # an operator's terminal: English
             for info in infos:
-                problem = warning(info, now)
-                print(("! " if problem else "  ") + describe(info, now), file=out)
+                problem = warning(t, info, now)
+                print(("! " if problem else "  ") + describe(t, info, now), file=out)
                 if problem:
                     print(f"    {problem}", file=out)
             if not infos:

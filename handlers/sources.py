@@ -45,8 +45,8 @@ async def cmd_sources(message: Message, db: Storage, settings: Settings, t: Text
     now = datetime.now(UTC)
     blocks = [t("sources-title", count=len(sources))]
     for info in sources:
-        line = html.escape(shorten(describe(info, now), SOURCE_LINE_CHARS), quote=False)
-        problem = warning(info, now)
+        line = html.escape(shorten(describe(t, info, now), SOURCE_LINE_CHARS), quote=False)
+        problem = warning(t, info, now)
         if problem:
             problem = shorten(problem, SOURCE_LINE_CHARS)
             line = f"⚠️ {line}\n    <i>{html.escape(problem, quote=False)}</i>"

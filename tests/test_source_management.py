@@ -18,6 +18,7 @@ from aiogram import Bot
 from bot.app import build_dispatcher
 from bot.config import Settings
 from bot.domain import SourceInfo
+from bot.i18n import Catalog
 from bot.ingest import Ingest, Matcher
 from bot.sources.health import ago, describe, warning
 from bot.sources.links import find_sources, parse_source
@@ -27,6 +28,7 @@ from bot.storage import Storage
 from tests.botapi import FakeBotAPI
 
 ADMIN = 900
+EN = Catalog(strict=True).texts("en")
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 ARTICLE = """
 Как сообщает канал https://t.me/militaryrussiaru/36594, «Орешник» ... По мнению
@@ -90,13 +92,13 @@ def _info(**changes: object) -> SourceInfo:
 
 
 def test_health_words() -> None:
-    assert ago(None, NOW) == "never"
-    assert ago(NOW - timedelta(minutes=5), NOW) == "5 min ago"
-    assert ago(NOW - timedelta(days=3), NOW) == "3 days ago"
-    assert warning(_info(), NOW) is None
-    assert "silent" in (warning(_info(last_post_at=NOW - timedelta(days=2)), NOW) or "")
-    assert "silent" in (warning(_info(last_post_at=None), NOW) or "")
-    failing = warning(_info(failures=4, last_error="FloodWait 3600 s"), NOW) or ""
+    assert ago(EN, None, NOW) == "never"
+    assert ago(EN, NOW - timedelta(minutes=5), NOW) == "5 min ago"
+    assert ago(EN, NOW - timedelta(days=3), NOW) == "3 days ago"
+    assert warning(EN, _info(), NOW) is None
+    assert "silent" in (warning(EN, _info(last_post_at=NOW - timedelta(days=2)), NOW) or "")
+    assert "silent" in (warning(EN, _info(last_post_at=None), NOW) or "")
+    failing = warning(EN, _info(failures=4, last_error="FloodWait 3600 s"), NOW) or ""
     assert "failing (4 times in a row): FloodWait 3600 s" in failing
 
 
@@ -121,7 +123,7 @@ async def test_manager_follows_the_database(storage: Storage, tmp_path: Path) ->
     # Nothing reads it until the settings change: flagged at once, not after three tries.
     assert x_source.stopped_at is not None
     assert "stopped: x:@SokovNikolai: X_BEARER_TOKEN is not set" in (
-        warning(x_source, datetime.now(UTC)) or ""
+        warning(EN, x_source, datetime.now(UTC)) or ""
     )
     # A followed file reports no completed reads: a stored post shows that reading works.
     jsonl_source = next(i for i in await storage.list_sources() if i.kind == "jsonl")
@@ -204,15 +206,15 @@ def test_silence_is_judged_by_each_sources_rhythm() -> None:
 
     busy = _info(usual_gap=timedelta(minutes=30), last_post_at=NOW - timedelta(hours=7))
     assert silent_after(busy) == SILENT_AT_LEAST
-    assert "usually ≤ 30 min apart" in (warning(busy, NOW) or "")
+    assert "usually ≤ 30 min apart" in (warning(EN, busy, NOW) or "")
     weekly = _info(usual_gap=timedelta(days=8), last_post_at=NOW - timedelta(days=12))
     assert silent_after(weekly) == timedelta(days=24)
-    assert warning(weekly, NOW) is None  # a weekly newsletter is not silent after 12 days
+    assert warning(EN, weekly, NOW) is None  # a weekly newsletter is not silent after 12 days
     rare = _info(usual_gap=timedelta(days=40))
     assert silent_after(rare) == SILENT_AT_MOST
     daily = _info(usual_gap=timedelta(hours=20), last_post_at=NOW - timedelta(hours=50))
-    assert warning(daily, NOW) is None
-    assert warning(replace(daily, last_post_at=NOW - timedelta(hours=61)), NOW)
+    assert warning(EN, daily, NOW) is None
+    assert warning(EN, replace(daily, last_post_at=NOW - timedelta(hours=61)), NOW)
 
 
 async def test_the_usual_gap_comes_from_the_last_posts(storage: Storage) -> None:
@@ -438,8 +440,8 @@ def test_a_source_reads_as_healthy_failing_or_stopped(
     changes: dict[str, object], line: str, flag: str | None
 ) -> None:
     info = _info(**changes)
-    assert describe(info, HEALTH_NOW) == line
-    assert warning(info, HEALTH_NOW) == flag
+    assert describe(EN, info, HEALTH_NOW) == line
+    assert warning(EN, info, HEALTH_NOW) == flag
     assert "read OK just now" not in line or not info.failures
 
 
@@ -452,5 +454,5 @@ def test_times_of_day_follow_the_service_time_zone() -> None:
         stopped_at=HEALTH_NOW - timedelta(minutes=18),
         failing_since=HEALTH_NOW - timedelta(minutes=18),
     )
-    moscow = describe(info, HEALTH_NOW, ZoneInfo("Europe/Moscow"))
+    moscow = describe(EN, info, HEALTH_NOW, ZoneInfo("Europe/Moscow"))
     assert "stopped since 14:42 MSK: FetchError: HTTP 502" in moscow

@@ -12,3 +12,32 @@ source-already = { $source } is already watched.
 source-added = ✅ Now watching { $source }.
 source-not-watched = { $source } is not watched; /sources lists them.
 source-removed = 🗑 Stopped watching { $source }. Its posts stay stored.
+
+# Source health, in /sources and `dozor sources list` (plain text).
+health-never = never
+health-just-now = just now
+health-ago = { $span } ago
+health-minutes = { $count } min
+health-hours = { $count } h
+health-days = { $count ->
+        [one] { $count } day
+       *[other] { $count } days
+    }
+health-line = { $name } — last post { $last }, { $count } in 24 h
+health-never-ok = never read OK
+health-last-ok = last read OK { $when }
+health-read-ok = read OK { $when }
+health-stopped-since = stopped since { $when }: { $error }; { $last_ok }
+health-failing = failing: { $error }, { $count ->
+        [one] once
+       *[other] { $count } times in a row
+    }; { $last_ok }
+health-failing-since = failing since { $when }: { $error }, { $count ->
+        [one] once
+       *[other] { $count } times in a row
+    }; { $last_ok }
+health-warning-stopped = stopped: { $error }
+health-warning-failing = failing ({ $count } times in a row): { $error }
+health-warning-silent = silent: no new post since { $since }
+health-warning-silent-usually = silent: no new post since { $since } (usually ≤ { $gap } apart)
+health-unknown-error = unknown error

@@ -17,3 +17,38 @@ source-already = { $source } уже отслеживается.
 source-added = ✅ Теперь отслеживаю { $source }.
 source-not-watched = { $source } не отслеживается; список — /sources.
 source-removed = 🗑 Больше не отслеживаю { $source }. Его посты остаются в базе.
+
+health-never = никогда
+health-just-now = только что
+health-ago = { $span } назад
+health-minutes = { $count } мин
+health-hours = { $count } ч
+health-days = { $count ->
+        [one] { $count } день
+        [few] { $count } дня
+       *[many] { $count } дней
+    }
+health-line = { $name } — последний пост { $last }, за 24 ч: { $count }
+health-never-ok = ни разу не прочитан
+health-last-ok = последнее успешное чтение { $when }
+health-read-ok = прочитан { $when }
+health-stopped-since = остановлен с { $when }: { $error }; { $last_ok }
+health-failing = сбой: { $error }, { $count ->
+        [one] { $count } раз
+        [few] { $count } раза подряд
+       *[many] { $count } раз подряд
+    }; { $last_ok }
+health-failing-since = сбои с { $when }: { $error }, { $count ->
+        [one] { $count } раз
+        [few] { $count } раза подряд
+       *[many] { $count } раз подряд
+    }; { $last_ok }
+health-warning-stopped = остановлен: { $error }
+health-warning-failing = сбои ({ $count ->
+        [one] { $count } раз
+        [few] { $count } раза подряд
+       *[many] { $count } раз подряд
+    }): { $error }
+health-warning-silent = молчит: нет новых постов с { $since }
+health-warning-silent-usually = молчит: нет новых постов с { $since } (обычно перерыв ≤ { $gap })
+health-unknown-error = неизвестная ошибка
