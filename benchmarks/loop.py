@@ -8,8 +8,8 @@ could run. Goal: at most ~50 ms (ARCHITECTURE.md, invariant 9), a few ms typical
    (matching on the matcher's worker thread, storing in SQLite) against 1,000 ordinary
    subscriptions plus 50 with the costliest regexes the query limits accept.
    Baseline, same run: the same ingest with matching done on the event loop, as before.
-2. Search. `Searches.run` from the /search handler over 1,000 stored long posts with the costliest
-   accepted regex that matches none of them (every post scanned, until the 5 s limit).
+2. Search. `Searches.advance` from the /search handler over 1,000 stored long posts with the
+   costliest accepted regex that matches none of them (every post scanned, until the 5 s limit).
    Baseline, same run: the same QueryMatcher over the same posts on the event loop.
 """
 
@@ -31,7 +31,7 @@ from bot.domain import Post  # noqa: E402
 from bot.ingest import Ingest, Matcher  # noqa: E402
 from bot.matching import Hit, QueryMatcher  # noqa: E402
 from bot.storage import Storage  # noqa: E402
-from handlers.search import Searches  # noqa: E402
+from handlers.search import PAGE_SIZE, Searches  # noqa: E402
 
 TICK = 0.005
 POSTS = 50
@@ -137,8 +137,9 @@ async def search_lag(folder: Path) -> None:
         result: list[tuple[int, bool]] = []
 
         async def dozor() -> None:
-            _found, looked, finished = await searches.run(storage, matcher)
-            result.append((looked, finished))
+            hunt = await searches.prepare(COSTLY_REGEX)
+            finished = await searches.advance(storage, hunt, PAGE_SIZE + 1)
+            result.append((hunt.looked, finished))
 
         async def baseline() -> None:  # the old /search: pages from the DB, matched on the loop
             for offset in range(0, STORED, 250):

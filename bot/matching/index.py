@@ -732,6 +732,18 @@ class QueryIndex:
         return hits
 
 
+def term_sequences(
+    node: Term | Phrase, expander: FormExpander | None = None
+) -> tuple[Sequence, ...]:
+    """The word sequences a term or phrase matches, expanded exactly as the matcher expands
+    it (every form, spelling and alias), for filters built outside the matcher (the /search
+    full-text candidates). A `word*` term has no sequences: see `prefix_form`."""
+    compiled = _Compiler(expander or FormExpander.shared()).compile(node)
+    if not isinstance(compiled, _Words):
+        raise ValueError(f"{node!r} is a prefix, not words")
+    return compiled.sequences
+
+
 class QueryMatcher:
     """One query against many texts (for `dozor match` and `/search`)."""
 
@@ -744,6 +756,10 @@ class QueryMatcher:
         """Spans of the matched words, or None when the text does not match."""
         result = self._root.evaluate(PostView(text, self._tokenizer))
         return None if result is None else _ordered(result)
+
+    def matches(self, text: str) -> bool:
+        """Whether the text matches (cheaper than `spans`: no offsets are worked out)."""
+        return self._root.test(PostView(text, self._tokenizer))
 
 
 def _ordered(spans: list[Span]) -> list[Span]:

@@ -569,7 +569,7 @@ class Storage:
         return [_stored_post(row) for row in rows]
 
     async def recent_posts(self, limit: int, offset: int = 0) -> list[StoredPost]:
-        """The newest posts, newest first, skipping `offset` (what `/search` pages through)."""
+        """The newest posts, newest first, skipping `offset`."""
         rows = await self._all(
             "SELECT * FROM posts ORDER BY date DESC, id DESC LIMIT ? OFFSET ?", (limit, offset)
         )
@@ -578,6 +578,61 @@ class Storage:
     async def count_posts(self) -> int:
         row = await self._one("SELECT COUNT(*) AS n FROM posts")
         return 0 if row is None else int(row["n"])
+
+    async def count_candidates(self, fts: str) -> int:
+        """How many posts the FTS5 expression `fts` admits (built by `matching.candidates`,
+        which quotes every term: never user text)."""
+        row = await self._one(
+            "SELECT COUNT(*) AS n FROM posts_fts WHERE posts_fts MATCH ?", (fts,)
+        )
+        return 0 if row is None else int(row["n"])
+
+    async def candidate_posts(
+        self,
+        fts: str | None,
+        limit: int,
+        *,
+        before: tuple[datetime, int] | None = None,
+        since: datetime | None = None,
+        dense: bool = False,
+    ) -> list[StoredPost]:
+        """Posts the FTS5 expression `fts` admits (every post when None), newest first by
+        (date, id), older than the key `before`, not older than `since` — keyset paging, so
+        posts stored meanwhile move nothing.
+
+        `dense` (many posts admitted) walks the date index and tests each post against the
+        admitted set, stopping at `limit`; otherwise the admitted posts are sorted, which is
+        far cheaper when they are few.
+        """
+        where: list[str] = []
+        params: list[object] = []
+        if fts is not None:
+            where.append("id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)")
+            params.append(fts)
+        if before is not None:
+            where.append("(date, id) < (?, ?)")
+            params += [_ts(before[0]), before[1]]
+        if since is not None:
+            where.append("date >= ?")
+            params.append(_ts(since))
+        index = "INDEXED BY posts_date" if dense or fts is None else ""
+        rows = await self._all(
+            f"SELECT * FROM posts {index} WHERE {' AND '.join(where) or '1'}"
+            " ORDER BY date DESC, id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_stored_post(row) for row in rows]
+
+    async def posts_by_ids(self, ids: Sequence[int]) -> list[StoredPost]:
+        """The stored posts of these ids, in the order given (ids not found are skipped)."""
+        found: dict[int, StoredPost] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            rows = await self._all(
+                f"SELECT * FROM posts WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+            )
+            found.update((int(row["id"]), _stored_post(row)) for row in rows)
+        return [found[post_id] for post_id in ids if post_id in found]
 
     # --- subscribers and subscriptions ---------------------------------------------------
 
@@ -731,6 +786,34 @@ class Storage:
         )
         return [_subscription(row) for row in rows]
 
+    # --- stats ---------------------------------------------------------------------------
+
+    async def service_counts(self, since: datetime) -> dict[str, int]:
+        """What `/stats` shows: subscribers (and the active ones, not blocked), queries (and
+        the paused ones), alerts sent since `since`, and messages waiting to be sent to
+        active chats (what the sender still has to do)."""
+        row = await self._one(
+            "SELECT (SELECT COUNT(*) FROM subscribers) AS subscribers,"
+            " (SELECT COUNT(*) FROM subscribers WHERE active = 1) AS active,"
+            " (SELECT COUNT(*) FROM subscriptions) AS queries,"
+            " (SELECT COUNT(*) FROM subscriptions WHERE paused = 1) AS paused,"
+            " (SELECT COUNT(*) FROM outbox WHERE kind = 'alert' AND sent_at >= ?) AS alerts,"
+            " (SELECT COUNT(*) FROM outbox JOIN subscribers USING (chat_id)"
+            "  WHERE sent_at IS NULL AND failed_at IS NULL AND active = 1) AS pending",
+            (_ts(since),),
+        )
+        assert row is not None
+        keys = ("subscribers", "active", "queries", "paused", "alerts", "pending")
+        return {key: int(row[key] or 0) for key in keys}
+
+    async def oldest_pending_at(self) -> datetime | None:
+        """When the oldest message still waiting for an active chat was queued."""
+        row = await self._one(
+            "SELECT MIN(outbox.created_at) AS oldest FROM outbox JOIN subscribers USING (chat_id)"
+            " WHERE sent_at IS NULL AND failed_at IS NULL AND active = 1"
+        )
+        return None if row is None else _dt(row["oldest"])
+
     # --- outbox --------------------------------------------------------------------------
 
     async def pending_chats(
@@ -738,17 +821,18 @@ class Storage:
     ) -> list[int]:
         """Active chats with something due now (not `skip_chats`), the longest-waiting first.
 
-        A chat with a postponed message waits whole, so its messages keep their order.
+        A chat's alerts and its digests are two queues, each kept in order: a queue with a
+        postponed (or held) message waits whole, and does not hold up the other.
         """
         skip = sorted(skip_chats)
         rows = await self._all(
-            "SELECT outbox.chat_id, MIN(outbox.id) AS first FROM outbox"
-            " JOIN subscribers USING (chat_id)"
+            "SELECT chat_id, MIN(first) AS first FROM (SELECT outbox.chat_id,"
+            " MIN(outbox.id) AS first FROM outbox JOIN subscribers USING (chat_id)"
             " WHERE outbox.sent_at IS NULL AND outbox.failed_at IS NULL"
             " AND subscribers.active = 1"
             f" AND outbox.chat_id NOT IN ({', '.join('?' * len(skip))})"
-            " GROUP BY outbox.chat_id HAVING MAX(outbox.next_attempt_at) <= ?"
-            " ORDER BY first LIMIT ?",
+            " GROUP BY outbox.chat_id, outbox.kind HAVING MAX(outbox.next_attempt_at) <= ?)"
+            " GROUP BY chat_id ORDER BY first LIMIT ?",
             (*skip, _ts(now), limit),
         )
         return [int(row["chat_id"]) for row in rows]
@@ -762,36 +846,67 @@ class Storage:
         per_chat: int | None = None,
     ) -> list[PendingMessage]:
         """Unsent, not set aside, due now, for active chats (only `chats`, when given, and
-        at most `per_chat` of each); oldest first."""
+        at most `per_chat` of each); oldest first. Only queues (a chat's alerts, its digests)
+        due whole are included, as `pending_chats` chooses them."""
         if chats is None:
             chats = await self.pending_chats(now, limit)
         if not chats:
             return []
         chosen = sorted(chats)
         rows = await self._all(
-            "SELECT * FROM (SELECT outbox.*, posts.id AS p_id, posts.source AS p_source,"
+            "SELECT * FROM (SELECT *,"
+            " ROW_NUMBER() OVER (PARTITION BY chat_id ORDER BY id) AS nth FROM ("
+            "SELECT outbox.*, posts.id AS p_id, posts.source AS p_source,"
             " posts.channel AS p_channel, posts.post_id AS p_post_id, posts.date AS p_date,"
             " posts.text AS p_text, posts.url AS p_url, posts.edited AS p_edited,"
             " posts.deleted AS p_deleted, posts.forwarded_from AS p_forwarded_from,"
             " posts.views AS p_views, posts.media_count AS p_media_count,"
             " posts.channel_title AS p_channel_title,"
-            " ROW_NUMBER() OVER (PARTITION BY outbox.chat_id ORDER BY outbox.id) AS nth"
+            " MAX(outbox.next_attempt_at) OVER (PARTITION BY outbox.chat_id, outbox.kind)"
+            " AS queue_due"
             " FROM outbox LEFT JOIN posts ON posts.id = outbox.post_id"
             " WHERE outbox.sent_at IS NULL AND outbox.failed_at IS NULL"
-            f" AND outbox.chat_id IN ({', '.join('?' * len(chosen))})"
-            " AND outbox.next_attempt_at <= ?)"
+            f" AND outbox.chat_id IN ({', '.join('?' * len(chosen))}))"
+            " WHERE queue_due <= ?)"
             " WHERE nth <= ? ORDER BY id LIMIT ?",
             (*chosen, _ts(now), per_chat or limit, limit),
         )
         return [_pending(row) for row in rows]
 
     async def next_attempt_at(self) -> datetime | None:
-        """When the earliest postponed message becomes due (None if nothing is pending)."""
+        """When the next queue becomes due (None if nothing is pending): a queue waits for
+        its latest postponed message, as in `pending_chats`, so a new alert behind held ones
+        does not look due."""
         row = await self._one(
-            "SELECT MIN(next_attempt_at) AS due FROM outbox JOIN subscribers USING (chat_id)"
+            "SELECT MIN(due) AS due FROM (SELECT MAX(next_attempt_at) AS due FROM outbox"
+            " JOIN subscribers USING (chat_id)"
             " WHERE sent_at IS NULL AND failed_at IS NULL AND subscribers.active = 1"
+            " GROUP BY outbox.chat_id, outbox.kind)"
         )
         return None if row is None else _dt(row["due"])
+
+    async def hold_alerts(self, chat_id: int, until: datetime) -> int:
+        """Postpone every alert waiting for a chat to `until` (it is muted or quiet), counting
+        no attempt; returns how many were moved."""
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE chat_id = ? AND kind = 'alert'"
+                " AND sent_at IS NULL AND failed_at IS NULL AND next_attempt_at < ?",
+                (_ts(until), chat_id, _ts(until)),
+            )
+        return cur.rowcount
+
+    async def release_alerts(self, chat_id: int, now: datetime | None = None) -> int:
+        """Make a chat's waiting alerts due now (its mute or quiet hours changed): the outbox
+        decides afresh whether they go or wait. Returns how many were moved."""
+        moment = _ts(now or _now())
+        async with self._transaction() as db:
+            cur = await db.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE chat_id = ? AND kind = 'alert'"
+                " AND sent_at IS NULL AND failed_at IS NULL AND next_attempt_at > ?",
+                (moment, chat_id, moment),
+            )
+        return cur.rowcount
 
     async def mark_sent(self, ids: int | Collection[int]) -> None:
         """Telegram accepted the message carrying these rows."""
