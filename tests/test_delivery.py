@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot
 
@@ -314,3 +314,22 @@ async def test_command_replies_are_paced_by_the_same_pacer(api: FakeBotAPI, bot:
     assert loop.time() - started >= 0.29
     await bot.get_me()  # not a message: not paced
     assert [m.text for m in api.sent_to(7)] == ["first reply", "second reply"]
+
+
+async def test_an_alert_behind_a_postponed_one_waits_with_it_and_a_digest_does_not(
+    storage: Storage, api: FakeBotAPI, bot: Bot
+) -> None:
+    # A chat's alerts are one queue (kept in order), its digests another: a new alert
+    # behind a postponed one is not due (nor does it make the worker look again at once),
+    # while a digest goes out.
+    await _alert(storage, 7, "1")
+    postponed = datetime.now(UTC) + timedelta(hours=1)
+    await storage.postpone(1, postponed, "Bad Gateway")  # a failed send, retried in an hour
+    await _alert(storage, 7, "2")
+    assert await storage.next_attempt_at() == postponed
+    assert await storage.pending_chats(datetime.now(UTC), 10) == []
+    await storage.queue_digest(7, ["<b>Digest</b> one"], NOW)
+    assert await storage.pending_chats(datetime.now(UTC), 10) == [7]
+    assert await _worker(storage, bot).send_due() == 1
+    assert [m.text for m in api.sent_to(7)] == ["<b>Digest</b> one"]
+    assert await storage.outbox_counts() == {"pending": 2, "sent": 1, "failed": 0}

@@ -12,10 +12,14 @@ import pytest
 from bot.delivery.render import MAX_MESSAGE, visible_length
 from bot.digest import digest_due, latest_slot, queue_digests, render_digest
 from bot.domain import DigestEntry, Post, Span, StoredPost, Subscriber
+from bot.i18n import Catalog
 from bot.storage import Storage
 from bot.storage.sqlite import MatchRecord
 from tests.test_render import HOSTILE_TEXTS, parse_telegram_html
 
+CATALOG = Catalog(strict=True)
+EN = CATALOG.texts("en")
+RU = CATALOG.texts("ru")
 MOSCOW = ZoneInfo("Europe/Moscow")
 BERLIN = ZoneInfo("Europe/Berlin")
 EIGHT = time(8, 0)
@@ -152,13 +156,13 @@ def test_big_digest_is_split_into_valid_messages_with_every_entry_once() -> None
         for n in range(200)
     ]
     assert all(len(e.post.post.text) >= 500 for e in entries)
-    parts = render_digest(entries, SINCE, UNTIL, UTC)
+    parts = render_digest(entries, SINCE, UNTIL, EN, UTC)
     assert len(parts) > 5
     for part in parts:
         shown = parse_telegram_html(part)  # valid HTML, ≤ 4096 visible units
         assert visible_length(shown.text) > MAX_MESSAGE // 2 or part is parts[-1]
     assert _entry_links(parts) == [f"https://t.me/ch/{n}" for n in range(200)]
-    assert parse_telegram_html(parts[0]).text.startswith("📰 Digest: 200 matched post(s), ")
+    assert parse_telegram_html(parts[0]).text.startswith("📰 Digest: 200 matched posts, ")
 
 
 def test_digest_shows_hostile_text_verbatim() -> None:
@@ -166,7 +170,7 @@ def test_digest_shows_hostile_text_verbatim() -> None:
         _entry(n, text, (text,), channel=text[:20], url=None)
         for n, text in enumerate(HOSTILE_TEXTS)
     ]
-    parts = render_digest(entries, SINCE, UNTIL, UTC)
+    parts = render_digest(entries, SINCE, UNTIL, EN, UTC)
     shown = "\n\n".join(parse_telegram_html(part).text for part in parts)
     for text in HOSTILE_TEXTS:
         snippet = " ".join(text.split())
@@ -176,7 +180,7 @@ def test_digest_shows_hostile_text_verbatim() -> None:
 
 def test_digest_entry_snippet_is_short_and_whitespace_folded() -> None:
     text = "Oreshnik\n\nlaunched   from\tKapustin Yar. " + "More words here. " * 100
-    (part,) = render_digest([_entry(1, text)], SINCE, UNTIL, UTC)
+    (part,) = render_digest([_entry(1, text)], SINCE, UNTIL, EN, UTC)
     lines = parse_telegram_html(part).text.split("\n")
     snippet = lines[-1]
     assert snippet.startswith("Oreshnik launched from Kapustin Yar. More words")
@@ -186,23 +190,23 @@ def test_digest_entry_snippet_is_short_and_whitespace_folded() -> None:
 
 @pytest.mark.parametrize("url", [None, "javascript:alert(1)", "https://x/" + "a" * 3000])
 def test_digest_entry_without_a_safe_url_has_no_link(url: str | None) -> None:
-    (part,) = render_digest([_entry(1, "Oreshnik", url=url)], SINCE, UNTIL, UTC)
+    (part,) = render_digest([_entry(1, "Oreshnik", url=url)], SINCE, UNTIL, EN, UTC)
     shown = parse_telegram_html(part)
     assert shown.links == []
-    assert "ch · 19.11 08:01 — Oreshnik\nOreshnik" in shown.text
+    assert "ch · 19 Nov 08:01 — Oreshnik\nOreshnik" in shown.text
 
 
-def test_digest_times_are_in_the_service_time_zone() -> None:
-    (part,) = render_digest([_entry(30, "Oreshnik")], SINCE, UNTIL, MOSCOW)
+def test_digest_times_are_in_the_chats_time_zone() -> None:
+    (part,) = render_digest([_entry(30, "Oreshnik")], SINCE, UNTIL, EN, MOSCOW)
     shown = parse_telegram_html(part)
-    assert shown.text.startswith("📰 Digest: 1 matched post(s), 19.11 11:00 – 20.11 11:00 MSK")
-    assert "ch · 19.11 11:30 — Oreshnik" in shown.text
+    assert shown.text.startswith("📰 Digest: 1 matched post, 19 Nov 11:00 – 20 Nov 11:00 MSK\n")
+    assert "ch · 19 Nov 11:30 — Oreshnik" in shown.text
 
 
 def test_entry_matched_by_many_long_queries_still_fits() -> None:
     # A chat may keep 100 queries of up to 500 characters; ten of them match this post.
     queries = tuple(f"q{n} " + "Oreshnik OR Орешник " * 24 for n in range(10))
-    parts = render_digest([_entry(1, "Oreshnik Орешник", queries)], SINCE, UNTIL, UTC)
+    parts = render_digest([_entry(1, "Oreshnik Орешник", queries)], SINCE, UNTIL, EN, UTC)
     for part in parts:
         parse_telegram_html(part)
 
@@ -247,7 +251,7 @@ async def test_forced_digest_goes_to_chats_with_matches_only_once(db: Storage) -
     assert list(digests) == [1]
     (text,) = digests[1]
     shown = parse_telegram_html(text)
-    assert "📰 Digest: 1 matched post(s)" in shown.text
+    assert "📰 Digest: 1 matched post, " in shown.text
     assert "rybar · " in shown.text
     assert "Oreshnik <launch> & more" in shown.text
     assert shown.links == ["https://t.me/r/77"]
@@ -288,3 +292,123 @@ async def test_unforced_run_after_the_slot_sends_once_and_moves_every_mark(db: S
 
     assert await queue_digests(db, later + timedelta(minutes=1), slot, UTC) == 0
     assert await _digests(db, later + timedelta(minutes=1)) == digests
+
+
+# --- each chat's own digest time, zone and language ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("zone", "at", "last", "now", "due"),
+    [
+        # The chat's own zone and time (the service's: 08:00 UTC). Times are UTC.
+        ("Europe/Moscow", "07:30", "2026-11-19 04:30:05", "2026-11-20 04:29", False),
+        ("Europe/Moscow", "07:30", "2026-11-19 04:30:05", "2026-11-20 04:30", True),
+        ("Europe/Moscow", None, "2026-11-19 05:00:05", "2026-11-20 04:59", False),  # 08:00 MSK
+        ("Europe/Moscow", None, "2026-11-19 05:00:05", "2026-11-20 05:00", True),
+        (None, "20:15", "2026-11-19 20:15:05", "2026-11-20 20:14", False),  # the service zone
+        (None, "20:15", "2026-11-19 20:15:05", "2026-11-20 20:15", True),
+        ("Mars/Olympus", "08:00", "2026-11-19 08:00:05", "2026-11-20 08:00", True),  # unknown
+        # New York leaves summer time on 1 November 2026: 08:00 is 12:00 UTC, then 13:00.
+        ("America/New_York", "08:00", "2026-10-31 12:00:05", "2026-11-01 12:59", False),
+        ("America/New_York", "08:00", "2026-10-31 12:00:05", "2026-11-01 13:00", True),
+        # ... and enters it on 8 March 2026: 13:00 UTC, then 12:00.
+        ("America/New_York", "08:00", "2026-03-07 13:00:05", "2026-03-08 11:59", False),
+        ("America/New_York", "08:00", "2026-03-07 13:00:05", "2026-03-08 12:00", True),
+        # Kyiv, 01:30 on the night Europe leaves summer time (25 October 2026, 01:00 UTC).
+        ("Europe/Kyiv", "01:30", "2026-10-23 22:30:05", "2026-10-24 22:29", False),
+        ("Europe/Kyiv", "01:30", "2026-10-23 22:30:05", "2026-10-24 22:30", True),
+        ("Europe/Kyiv", "01:30", "2026-10-24 22:30:05", "2026-10-25 23:29", False),
+        ("Europe/Kyiv", "01:30", "2026-10-24 22:30:05", "2026-10-25 23:30", True),
+    ],
+)
+def test_digest_due_at_the_chats_own_time_and_zone(
+    zone: str | None, at: str | None, last: str, now: str, due: bool
+) -> None:
+    subscriber = Subscriber(
+        1, "analyst", True, _at("2026-01-01 00:00"), _at(last), timezone=zone, digest_time=at
+    )
+    assert digest_due(subscriber, _at(now), EIGHT, UTC) is due
+
+
+def test_digest_in_russian_counts_posts_with_plurals() -> None:
+    for count, words in (
+        (1, "1 найденный пост"),
+        (3, "3 найденных поста"),
+        (5, "5 найденных постов"),
+    ):
+        entries = [_entry(n, "Орешник") for n in range(count)]
+        (part,) = render_digest(entries, SINCE, UNTIL, RU, MOSCOW)
+        title = parse_telegram_html(part).text.split("\n")[0]
+        assert title == f"📰 Сводка: {words}, 19 нояб. 11:00 – 20 нояб. 11:00 MSK"
+    (part,) = render_digest([_entry(1, "x")] * 2, SINCE, UNTIL, EN, UTC)
+    assert parse_telegram_html(part).text.startswith("📰 Digest: 2 matched posts, ")
+
+
+def test_a_period_across_a_clock_change_labels_both_ends() -> None:
+    since, until = _utc(2026, 10, 24, 6), _utc(2026, 10, 25, 7)  # 08:00 CEST – 08:00 CET
+    (part,) = render_digest([_entry(1, "Oreshnik")], since, until, EN, BERLIN)
+    title = parse_telegram_html(part).text.split("\n")[0]
+    assert title == "📰 Digest: 1 matched post, 24 Oct 08:00 CEST – 25 Oct 08:00 CET"
+
+
+def test_a_digest_names_sources_by_their_title_never_their_kind() -> None:
+    post = Post("tgweb", "rybar", "9", SINCE, "Oreshnik", "https://t.me/rybar/9")
+    titled = Post("rss", "google.com", "10", SINCE, "Oreshnik", None, channel_title="Alerts")
+    entries = [
+        DigestEntry(StoredPost(1, post), ("q",)),
+        DigestEntry(StoredPost(2, titled), ("q",)),
+    ]
+    (part,) = render_digest(entries, SINCE, UNTIL, EN, UTC)
+    text = parse_telegram_html(part).text
+    assert "• rybar · 19 Nov 08:00 — q" in text
+    assert "• Alerts · 19 Nov 08:00 — q" in text
+    assert "tgweb" not in text
+    assert " rss " not in text
+
+
+def _local_clock(moment: datetime, zone: str) -> str:
+    return moment.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+
+
+async def test_each_chat_gets_its_digest_at_its_time_in_its_language(db: Storage) -> None:
+    # Three chats matched the same post: a Russian reader in Moscow whose digest time has
+    # just passed, an English one in New York whose time is an hour away, and one with
+    # the digest off.
+    later = datetime.now(UTC) + timedelta(hours=12)
+    post = Post("tgweb", "rybar", "77", datetime.now(UTC), "Oreshnik", "https://t.me/r/77")
+    matches = []
+    for chat_id in (1, 2, 3):
+        await db.upsert_subscriber(chat_id, f"chat {chat_id}")
+        subscription = await db.add_subscription(chat_id, "Oreshnik")
+        assert subscription is not None
+        matches.append(MatchRecord(subscription.id, chat_id, "Oreshnik", (Span(0, 8),)))
+    await db.save_post(post, matches)
+    past = _local_clock(later - timedelta(hours=1), "Europe/Moscow")
+    await db.update_subscriber(1, language="ru", timezone="Europe/Moscow", digest_time=past)
+    coming = _local_clock(later + timedelta(hours=1), "America/New_York")
+    await db.update_subscriber(2, timezone="America/New_York", digest_time=coming)
+    await db.update_subscriber(3, digest_enabled=False, digest_time=past, timezone="Europe/Moscow")
+
+    assert await queue_digests(db, later, EIGHT, UTC, catalog=CATALOG) == 1
+    digests = await _digests(db, later)
+    assert list(digests) == [1]
+    shown = parse_telegram_html(digests[1][0]).text
+    assert shown.startswith("📰 Сводка: 1 найденный пост, ")
+    assert shown.split("\n")[0].endswith(" MSK")
+    assert "rybar · " in shown
+    marks = {chat: await db.get_subscriber(chat) for chat in (1, 2, 3)}
+    assert marks[1] is not None
+    assert marks[1].last_digest_at == later
+    assert marks[2] is not None
+    assert marks[2].last_digest_at is None
+    assert marks[3] is not None
+    assert marks[3].last_digest_at == later
+
+    # Two hours on, New York's time has come; the others are not due again.
+    then = later + timedelta(hours=2)
+    assert await queue_digests(db, then, EIGHT, UTC, catalog=CATALOG) == 1
+    digests = await _digests(db, then)
+    assert sorted(digests) == [1, 2]
+    english = parse_telegram_html(digests[2][0]).text
+    assert english.startswith("📰 Digest: 1 matched post, ")
+    assert english.split("\n")[0].endswith((" EST", " EDT"))

@@ -29,6 +29,11 @@ from bot.delivery.render import (
     visible_length,
 )
 from bot.domain import Post, Span, StoredPost
+from bot.i18n import Catalog, Texts
+
+CATALOG = Catalog(strict=True)
+EN = CATALOG.texts("en")
+RU = CATALOG.texts("ru")
 
 ALLOWED_TAGS = {"b", "i", "a", "code"}
 FOOTER = "\n\nOpen the original post"
@@ -143,9 +148,11 @@ def _render(
     spans: Sequence[Span] = (),
     queries: Sequence[str] = ("Oreshnik",),
     tz: tzinfo = UTC,
+    t: Texts = EN,
     **post: object,
 ) -> tuple[str, TelegramMessage]:
-    rendered = render_alert(_stored(text, **post), queries, spans, tz)  # type: ignore[arg-type]
+    stored = _stored(text, **post)  # type: ignore[arg-type]
+    rendered = render_alert(stored, queries, spans, t, tz)
     return rendered, parse_telegram_html(rendered)
 
 
@@ -194,7 +201,7 @@ def test_hostile_post_text_is_valid_html_and_shown_verbatim(text: str) -> None:
 @pytest.mark.parametrize("hostile", HOSTILE_TEXTS)
 def test_hostile_queries_and_channel_are_escaped_in_the_header(hostile: str) -> None:
     _, shown = _render("Oreshnik launched", queries=[hostile], channel=hostile)
-    assert _header(shown).startswith(f"🔔 {hostile}\n{hostile} · jsonl · ")
+    assert _header(shown).startswith(f"🔔 {hostile}\n{hostile} · 20 Nov 06:30 UTC")
     assert shown.bold == [hostile]  # the query line, and nothing the text smuggled in
 
 
@@ -364,35 +371,29 @@ def test_header_says_whether_the_post_was_edited_or_deleted(
     edited: bool, deleted: bool, marks: str
 ) -> None:
     _, shown = _render("Oreshnik", edited=edited, deleted=deleted)
-    assert _header(shown).endswith(f"2026-11-20 06:30 UTC{marks}")
+    assert _header(shown).endswith(f"20 Nov 06:30 UTC{marks}")
 
 
 @pytest.mark.parametrize(
     ("date", "tz", "shown_as"),
     [
-        (DATE, UTC, "2026-11-20 06:30 UTC"),
-        (DATE, ZoneInfo("Europe/Moscow"), "2026-11-20 09:30 MSK"),
-        (DATE, ZoneInfo("America/New_York"), "2026-11-20 01:30 EST"),
+        (DATE, UTC, "20 Nov 06:30 UTC"),
+        (DATE, ZoneInfo("Europe/Moscow"), "20 Nov 09:30 MSK"),
+        (DATE, ZoneInfo("America/New_York"), "20 Nov 01:30 EST"),
         (
             datetime(2026, 11, 20, 22, 30, tzinfo=UTC),
             ZoneInfo("Europe/Moscow"),
-            "2026-11-21 01:30",
+            "21 Nov 01:30 MSK",
         ),
-        (
-            datetime(2026, 7, 1, 12, 0, tzinfo=UTC),
-            ZoneInfo("Europe/Berlin"),
-            "2026-07-01 14:00 CEST",
-        ),
-        (
-            datetime(2026, 1, 1, 12, 0, tzinfo=UTC),
-            ZoneInfo("Europe/Berlin"),
-            "2026-01-01 13:00 CET",
-        ),
+        (datetime(2026, 7, 1, 12, 0, tzinfo=UTC), ZoneInfo("Europe/Berlin"), "1 Jul 14:00 CEST"),
+        (datetime(2026, 1, 1, 12, 0, tzinfo=UTC), ZoneInfo("Europe/Berlin"), "1 Jan 13:00 CET"),
+        (DATE, ZoneInfo("Europe/Minsk"), "20 Nov 09:30 UTC+3"),  # tzdata has no letters
+        (DATE, ZoneInfo("Asia/Kathmandu"), "20 Nov 12:15 UTC+5:45"),
     ],
 )
-def test_date_is_shown_in_the_service_time_zone(date: datetime, tz: tzinfo, shown_as: str) -> None:
+def test_date_is_shown_in_the_chats_time_zone(date: datetime, tz: tzinfo, shown_as: str) -> None:
     _, shown = _render("Oreshnik", tz=tz, date=date)
-    assert f"ch · jsonl · {shown_as}" in _header(shown)
+    assert _header(shown).splitlines()[1] == f"ch · {shown_as}"
 
 
 @pytest.mark.parametrize(
@@ -468,7 +469,8 @@ def _parts(texts: Sequence[str], queries: Sequence[str] = ("Oreshnik",)) -> list
 
 
 def test_a_burst_reads_as_one_message_with_every_link() -> None:
-    text, used = render_alerts(_parts(["Oreshnik one", "Oreshnik two", "Oreshnik three"]), UTC)
+    parts = _parts(["Oreshnik one", "Oreshnik two", "Oreshnik three"])
+    text, used = render_alerts(parts, EN, UTC)
     shown = parse_telegram_html(text)
     assert used == 3
     assert shown.text.startswith("🔔 3 new matches")
@@ -492,7 +494,7 @@ def test_hostile_bursts_fit_and_keep_every_link(text: str) -> None:
     remaining = _parts([text] * 25, queries)
     links: list[str] = []
     while remaining:
-        rendered, used = render_alerts(remaining, UTC)
+        rendered, used = render_alerts(remaining, EN, UTC)
         shown = parse_telegram_html(rendered)  # balanced, escaped, within 4096
         assert len(shown.links) == used
         links += shown.links
@@ -508,13 +510,71 @@ def test_the_header_names_the_channel_by_its_title() -> None:
     # Two Google Alerts feeds share a host (the channel key); their titles tell them apart.
     for title in ("Google Alert - Oreshnik", "Google Alert - INF Treaty"):
         _, shown = _render("Oreshnik", channel="google.com", title=title)
-        assert _header(shown).splitlines()[1] == f"{title} · jsonl · 2026-11-20 06:30 UTC"
+        assert _header(shown).splitlines()[1] == f"{title} · 20 Nov 06:30 UTC"
     _, untitled = _render("Oreshnik", channel="google.com")
-    assert _header(untitled).splitlines()[1].startswith("google.com · jsonl · ")
+    assert _header(untitled).splitlines()[1] == "google.com · 20 Nov 06:30 UTC"
 
 
 @pytest.mark.parametrize("hostile", HOSTILE_TEXTS)
 def test_a_hostile_title_is_escaped_in_the_header(hostile: str) -> None:
     _, shown = _render("Oreshnik launched", title=hostile)
-    assert _header(shown).startswith(f"🔔 Oreshnik\n{hostile} · jsonl · ")
+    assert _header(shown).startswith(f"🔔 Oreshnik\n{hostile} · 20 Nov 06:30 UTC")
     assert shown.bold == ["Oreshnik"]
+
+
+# --- the chat's language ------------------------------------------------------------------------
+
+
+def test_an_alert_in_russian_in_the_chats_zone_names_the_source_never_its_kind() -> None:
+    post = Post(
+        "tgweb",
+        "milinfolive",
+        "7",
+        DATE,
+        "Запуск «Орешника»",
+        URL,
+        edited=True,
+        forwarded_from="Рыбарь",
+        media_count=3,
+        channel_title="Военная хроника",
+    )
+    rendered = render_alert(
+        StoredPost(7, post), ["Орешник"], [Span(8, 16)], RU, ZoneInfo("Europe/Moscow")
+    )
+    shown = parse_telegram_html(rendered)
+    assert _header(shown) == (
+        "🔔 Орешник\n"
+        "Военная хроника · 20 нояб. 09:30 MSK · переслано из Рыбарь · 3 фото/видео · изменён"
+    )
+    assert shown.text.endswith("\n\nОткрыть исходный пост")
+    assert "tgweb" not in shown.text
+    assert shown.links == [URL]
+
+
+@pytest.mark.parametrize(
+    ("count", "english", "russian"),
+    [
+        (2, "🔔 2 new matches", "🔔 2 новых совпадения"),
+        (5, "🔔 5 new matches", "🔔 5 новых совпадений"),
+        (3, "🔔 3 new matches", "🔔 3 новых совпадения"),
+    ],
+)
+def test_a_burst_is_titled_with_the_right_plural(count: int, english: str, russian: str) -> None:
+    parts = _parts([f"Oreshnik {n}" for n in range(count)])
+    for t, title in ((EN, english), (RU, russian)):
+        text, used = render_alerts(parts, t, UTC)
+        assert used == count
+        assert parse_telegram_html(text).text.startswith(title + "\n")
+
+
+@pytest.mark.parametrize(
+    ("count", "english", "russian"),
+    [(1, "1 photo/video", "1 фото/видео"), (4, "4 photos/videos", "4 фото/видео")],
+)
+def test_media_are_counted_in_the_chats_language(count: int, english: str, russian: str) -> None:
+    post = Post("rss", "ch", "1", DATE, "Oreshnik", URL, media_count=count)
+    for t, words in ((EN, english), (RU, russian)):
+        shown = parse_telegram_html(render_alert(StoredPost(1, post), ["q"], [], t, UTC))
+        assert (
+            _header(shown).splitlines()[1] == f"ch · {t.date(DATE, 'd MMM')} 06:30 UTC · {words}"
+        )

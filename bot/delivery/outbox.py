@@ -4,7 +4,12 @@ A row is marked sent only after Telegram accepted the message carrying it, so a 
 any moment loses nothing; at most the messages in flight are sent again. Chats are served
 concurrently (the pacer keeps the pace), each chat one message at a time, oldest row first,
 so a subscriber's alerts arrive in order. Alerts waiting together for one chat go out as one
-message. The worker wakes the moment ingest stores something (no polling delay).
+message, in the chat's language and time zone. The worker wakes the moment ingest stores
+something (no polling delay).
+
+A chat that is muted or inside its quiet hours has its alerts held: they are postponed, whole,
+to the end of the mute or quiet spell (no attempt counted) and then go out together. Digests
+are not held: the chat chose their time itself.
 
 When the outcome of a send cannot be recorded (disk full, a read-only or broken database), the
 worker stops sending instead of looping: the message was delivered but still looks due, so
@@ -19,11 +24,15 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from bot.delivery.chats import chat_texts, chat_zone, held_until
 from bot.delivery.render import MAX_BATCH, AlertParts, render_alerts
 from bot.delivery.sender import Sender, SendResult
+from bot.domain import Subscriber
+from bot.i18n import Catalog, Texts
 from bot.storage import PendingMessage, Storage
 
 log = logging.getLogger(__name__)
@@ -43,10 +52,39 @@ def retry_delay(attempts: int) -> float:
     return float(min(MAX_RETRY_DELAY, 2 ** (attempts + 1)))
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatView:
+    """How a chat's messages are written and sent: its language, zone and link previews,
+    and until when its alerts are held (None: they may go now)."""
+
+    texts: Texts
+    tz: tzinfo
+    previews: bool = False
+    held_until: datetime | None = None
+
+
+def chat_view(
+    subscriber: Subscriber | None, catalog: Catalog, default_tz: tzinfo, now: datetime
+) -> ChatView:
+    if subscriber is None:  # gone meanwhile: the service's defaults
+        return ChatView(catalog.texts(None), default_tz)
+    return ChatView(
+        chat_texts(catalog, subscriber),
+        chat_zone(subscriber, default_tz),
+        subscriber.link_previews,
+        held_until(subscriber, now, default_tz),
+    )
+
+
 def next_message(
-    rows: Sequence[PendingMessage], tz: tzinfo, *, batch: bool = True
+    rows: Sequence[PendingMessage], t: Texts, tz: tzinfo, *, batch: bool = True
 ) -> tuple[str, list[PendingMessage]]:
-    """The HTML of the next message for one chat, and the rows (oldest first) it carries.
+    """The HTML of the next message for one chat (in its language `t` and zone `tz`), and
+    the rows (oldest first) it carries.
 
     Alerts waiting together become one message; a digest is always a message of its own.
     """
@@ -59,7 +97,7 @@ def next_message(
             break
         alerts.append(row)
     parts = [AlertParts(row.post, row.queries, row.spans) for row in alerts if row.post]
-    text, used = render_alerts(parts, tz)
+    text, used = render_alerts(parts, t, tz)
     return text, alerts[:used]
 
 
@@ -76,10 +114,16 @@ class OutboxWorker:
         concurrency: int = CONCURRENCY,
         batch: bool = True,
         alarm: Callable[[str], Coroutine[Any, Any, None]] | None = None,
+        catalog: Catalog | None = None,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
+        """`tz` is the service's zone, for chats that chose none; `catalog` the texts
+        (loaded here when not given); `clock` the time mutes and quiet hours are judged by."""
         self._storage = storage
         self._sender = sender
         self._tz = tz
+        self._catalog = catalog or Catalog()
+        self._clock = clock
         self._ready = ready
         self._concurrency = concurrency
         self._batch = batch
@@ -147,7 +191,7 @@ class OutboxWorker:
         due = await self._storage.next_attempt_at()
         if due is None:
             return IDLE_CHECK
-        return min(IDLE_CHECK, max(0.05, (due - datetime.now(UTC)).total_seconds()))
+        return min(IDLE_CHECK, max(0.05, (due - self._clock()).total_seconds()))
 
     @property
     def stalled(self) -> bool:
@@ -159,7 +203,7 @@ class OutboxWorker:
         room = self._concurrency - len(self._in_flight)
         if room <= 0 or self._stalled_until is not None:
             return 0
-        now = datetime.now(UTC)
+        now = self._clock()
         chats = await self._storage.pending_chats(now, room, skip_chats=self._in_flight.keys())
         rows = await self._storage.pending_messages(
             now, room * MAX_BATCH, chats=chats, per_chat=MAX_BATCH
@@ -191,12 +235,17 @@ class OutboxWorker:
         chat_id = rows[0].chat_id
         carried = rows[:1]
         try:
+            subscriber = await self._storage.get_subscriber(chat_id)
+            view = chat_view(subscriber, self._catalog, self._tz, self._clock())
+            if rows[0].kind == "alert" and view.held_until is not None:
+                return await self._hold(chat_id, view.held_until, carried)
             batch = self._batch and rows[0].id not in self._alone
-            text, carried = next_message(rows, self._tz, batch=batch)
+            text, carried = next_message(rows, view.texts, view.tz, batch=batch)
             if not text.strip():
                 result = SendResult("rejected", NOTHING_TO_SEND)
             else:
-                result = await self._sender.send(chat_id, text)
+                previews = view.previews and carried[0].kind == "alert"
+                result = await self._sender.send(chat_id, text, previews=previews)
         except Exception as exc:  # a bug in rendering or sending: retried later, not now
             log.exception("could not send to chat %d", chat_id)
             result = SendResult("retry", f"{type(exc).__name__}: {exc}")
@@ -207,6 +256,17 @@ class OutboxWorker:
             return len(carried) if result.status == "sent" else 0
         self._record_failures = 0
         return accepted
+
+    async def _hold(self, chat_id: int, until: datetime, carried: list[PendingMessage]) -> int:
+        """The chat is muted or quiet: postpone all its alerts to `until`, counting no
+        attempt, so it is not picked again before then (and stalls no one else)."""
+        try:
+            held = await self._storage.hold_alerts(chat_id, until)
+        except Exception as exc:
+            self._cannot_record(carried, SendResult("retry", "cannot hold alerts"), exc)
+            return 0
+        log.info("chat %d is muted or quiet: %d alert(s) held until %s", chat_id, held, until)
+        return 0
 
     def _cannot_record(
         self, carried: list[PendingMessage], result: SendResult, exc: Exception
@@ -309,7 +369,7 @@ class OutboxWorker:
         else:
             delay = result.delay or retry_delay(max(row.attempts for row in carried))
             log.warning("message to chat %d: %s; retrying in %.0fs", chat_id, result.reason, delay)
-            until = datetime.now(UTC) + timedelta(seconds=delay)
+            until = self._clock() + timedelta(seconds=delay)
             await self._storage.postpone(ids, until, result.reason)
         return 0
 

@@ -1,4 +1,5 @@
-"""Alert rendering: Telegram HTML that is always escaped, balanced and within 4096 characters."""
+"""Alert rendering: Telegram HTML that is always escaped, balanced and within 4096 characters,
+in the chat's language and time zone (the chrome's words come from `alerts.ftl`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 
+from bot.delivery.chats import moment_text
 from bot.domain import Span, StoredPost
+from bot.i18n import Texts
 
 MAX_MESSAGE = 4096  # Telegram's limit, counted on the text after entities are parsed
 MAX_QUERIES_SHOWN = 300
@@ -71,42 +74,40 @@ def safe_link(url: str | None) -> str | None:
     return None
 
 
-def source_label(post: StoredPost, tz: tzinfo) -> str:
-    """`name · source · date` in the service's time zone (plain text, not escaped): the
-    channel's human name (its title, a feed's title, an account's display name) when the
-    source gave one, else the channel itself."""
-    when = post.post.date.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
-    name = post.post.channel_title or post.post.channel
-    return f"{name} · {post.post.source} · {when}"
+def source_name(post: StoredPost) -> str:
+    """The source's human name (a channel's title, a feed's title, an X display name) when
+    it gave one, else the channel itself; plain text, not escaped."""
+    return post.post.channel_title or post.post.channel
 
 
 def render_alert(
     post: StoredPost,
     queries: Sequence[str],
     spans: Sequence[Span],
+    t: Texts,
     tz: tzinfo,
     *,
     limit: int = MAX_MESSAGE,
 ) -> str:
-    """One alert: the queries that matched, where and when, the post with matches in bold;
-    at most `limit` characters as Telegram counts them (the post is cut, the link kept)."""
+    """One alert in the chat's language and zone: the queries that matched, which source
+    and when, the post with matches in bold, and its link; at most `limit` characters as
+    Telegram counts them (the post is cut, the link kept)."""
     # Whitespace (newlines too) inside queries is folded so the header stays two lines.
     names = shorten(" ".join(", ".join(queries).split()), MAX_QUERIES_SHOWN)
-    where = source_label(post, tz)
+    where = [html.escape(source_name(post), quote=False), moment_text(t, post.post.date, tz)]
     if post.post.forwarded_from:
-        where += f" · forwarded from {post.post.forwarded_from[:100]}"
+        source = html.escape(post.post.forwarded_from[:100], quote=False)
+        where.append(t("alert-forwarded", source=source))
     if post.post.media_count:
-        where += f" · {post.post.media_count} photo/video"
+        where.append(t("alert-media", count=post.post.media_count))
     if post.post.edited:
-        where += " · edited"
+        where.append(t("alert-edited"))
     if post.deleted:
-        where += " · deleted"
-    header_plain = f"🔔 {names}\n{where}"
+        where.append(t("alert-deleted"))
+    header = f"🔔 <b>{html.escape(names, quote=False)}</b>\n{' · '.join(where)}"
     link = safe_link(post.post.url)
-    footer_plain = "\n\nOpen the original post" if link else ""
-    header = f"🔔 <b>{html.escape(names, quote=False)}</b>\n{html.escape(where, quote=False)}"
-    footer = f'\n\n<a href="{link}">Open the original post</a>' if link else ""
-    budget = limit - visible_length(header_plain) - visible_length(footer_plain) - 2
+    footer = f'\n\n<a href="{link}">{t("alert-open")}</a>' if link else ""
+    budget = limit - html_length(header) - html_length(footer) - 2
     budget = max(budget, MIN_EXCERPT)
     body = post.post.text.strip()
     shown = shorten(body, budget)
@@ -125,8 +126,9 @@ def html_length(text: str) -> int:
     return visible_length(html.unescape(_TAG.sub("", text)))
 
 
-def render_alerts(alerts: Sequence[AlertParts], tz: tzinfo) -> tuple[str, int]:
-    """Several waiting alerts for one chat as one message within Telegram's limit.
+def render_alerts(alerts: Sequence[AlertParts], t: Texts, tz: tzinfo) -> tuple[str, int]:
+    """Several waiting alerts for one chat as one message within Telegram's limit, in the
+    chat's language (`t`) and time zone.
 
     Returns the HTML and how many of `alerts` (from the front) it holds; each keeps its link
     and a share of the space; alerts that would get too little are left for the next message.
@@ -137,11 +139,11 @@ def render_alerts(alerts: Sequence[AlertParts], tz: tzinfo) -> tuple[str, int]:
     while True:
         if count == 1:
             first = alerts[0]
-            return render_alert(first.post, first.queries, first.spans, tz), 1
-        title = f"🔔 {count} new matches"
-        share = (MAX_MESSAGE - visible_length(title) - visible_length(SEPARATOR) * count) // count
+            return render_alert(first.post, first.queries, first.spans, t, tz), 1
+        title = t("alert-title", count=count)
+        share = (MAX_MESSAGE - html_length(title) - visible_length(SEPARATOR) * count) // count
         parts = [
-            render_alert(alert.post, alert.queries, alert.spans, tz, limit=share)
+            render_alert(alert.post, alert.queries, alert.spans, t, tz, limit=share)
             for alert in alerts[:count]
         ]
         text = f"<b>{title}</b>" + "".join(SEPARATOR + part for part in parts)

@@ -108,9 +108,9 @@ class SendResult:
 
 
 class Sender(Protocol):
-    """Delivers one HTML message to one chat."""
+    """Delivers one HTML message to one chat, with a preview of its first link or not."""
 
-    async def send(self, chat_id: int, html: str) -> SendResult: ...
+    async def send(self, chat_id: int, html: str, *, previews: bool = False) -> SendResult: ...
 
 
 @dataclass(slots=True)
@@ -499,14 +499,16 @@ class TelegramSender:
         self._timeout = timeout
         self._transient = 0  # consecutive network/5xx failures, over all chats
 
-    async def send(self, chat_id: int, html: str) -> SendResult:
+    async def send(self, chat_id: int, html: str, *, previews: bool = False) -> SendResult:
+        """Send one message; `previews` lets Telegram show a preview of its first link (a
+        chat's choice for its alerts; off by default, as digests hold many links)."""
         token = _priority.set(Priority.BULK)
         try:
             await self._bot.send_message(
                 chat_id,
                 html,
                 parse_mode="HTML",
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                link_preview_options=LinkPreviewOptions(is_disabled=not previews),
                 request_timeout=self._timeout,
             )
         except TelegramRetryAfter as exc:  # the pacer already holds the chat

@@ -60,7 +60,7 @@ class TerminalSender:
         self._stream = stream or sys.stdout
         self.sent: list[tuple[int, str]] = []
 
-    async def send(self, chat_id: int, html: str) -> SendResult:
+    async def send(self, chat_id: int, html: str, *, previews: bool = False) -> SendResult:
         styled = self._stream.isatty()
         name = self._names.get(chat_id, str(chat_id))
         rule = "─" * 72
