@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     dozor_db: Path = Path("./data/dozor.sqlite3")
     sources: Annotated[list[str], NoDecode] = []
     admin_ids: Annotated[list[int], NoDecode] = []
+    # A private deployment answers only these users (and ADMIN_IDS); empty: everyone.
+    allowed_users: Annotated[list[int], NoDecode] = []
+    presets_file: Path | None = None  # None: the presets shipped with Dozor
     digest_time: time = time(8, 0)
     timezone: str = "UTC"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -49,7 +52,7 @@ class Settings(BaseSettings):
     poll_per_host: int = Field(default=2, ge=1, le=20)
     send_rate: float = Field(default=30.0, gt=0, le=1000)
 
-    @field_validator("tg_api_id", "tg_api_hash", "x_bearer_token", mode="before")
+    @field_validator("tg_api_id", "tg_api_hash", "x_bearer_token", "presets_file", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -89,7 +92,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("admin_ids", mode="before")
+    @field_validator("admin_ids", "allowed_users", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):

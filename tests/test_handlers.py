@@ -105,6 +105,7 @@ async def test_group_chat_subscribes_as_a_chat(
     storage: Storage, api: FakeBotAPI, chat: Chat
 ) -> None:
     group = Chat(api, chat_id=-100123, chat_type="supergroup")
+    api.set_member(-100123, USER, "administrator")  # only a group's administrators subscribe it
     reply = await group.say("/subscribe@dozor_test_bot Iskander")
     assert "Subscribed" in reply
     assert [s.query for s in await storage.subscriptions_of(-100123)] == ["Iskander"]
@@ -127,7 +128,7 @@ async def test_search_finds_stored_posts_in_any_form(chat: Chat, storage: Storag
         )
         await storage.save_post(post, [])
     reply = await chat.say("/search Oreshnik -лещина")
-    assert "1 newest post matching" in reply
+    assert "1 post matches" in reply
     assert "<b>Орешника</b>" in reply
     assert "&lt;b&gt;с полигона&lt;/b&gt; &amp;" in reply
     assert 'href="https://t.me/milinfo/1"' in reply
