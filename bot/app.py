@@ -43,6 +43,7 @@ from handlers.admins import AdminCheck
 from handlers.errors import on_error
 from handlers.menu import set_command_menus
 from handlers.search import Searches
+from handlers.throttle import InputThrottle
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,10 @@ def build_dispatcher(
     sources: SourceManager | None = None,
     searches: Searches | None = None,
     catalog: Catalog | None = None,
+    throttle: InputThrottle | None = None,
 ) -> Dispatcher:
-    """The dispatcher with every router; handlers receive these objects by parameter name."""
+    """The dispatcher with every router; handlers receive these objects by parameter name
+    (`throttle`: the per-chat input bounds, the defaults when None)."""
     catalog = catalog or Catalog()
     dispatcher = Dispatcher(
         db=storage,
@@ -124,7 +127,7 @@ def build_dispatcher(
         catalog=catalog,
         admins=AdminCheck(),
     )
-    dispatcher.include_router(build_router(catalog))
+    dispatcher.include_router(build_router(catalog, throttle))
     dispatcher.errors.register(on_error)
     return dispatcher
 
@@ -270,7 +273,10 @@ async def _serve(
             if result.status != "sent":
                 log.warning("could not tell admin %d: %s", admin, result.reason)
 
-    worker = OutboxWorker(storage, sender, settings.tz, outbox_ready, alarm=notify_admins)
+    catalog = Catalog()
+    worker = OutboxWorker(
+        storage, sender, settings.tz, outbox_ready, alarm=notify_admins, catalog=catalog
+    )
     manager = SourceManager(
         storage,
         ingest,
@@ -278,7 +284,6 @@ async def _serve(
         notify=notify_admins,
         per_host=settings.poll_per_host,
     )
-    catalog = Catalog()
     dispatcher = build_dispatcher(storage, matcher, settings, manager, searches, catalog)
 
     scheduler = AsyncIOScheduler(timezone=UTC)
@@ -290,7 +295,9 @@ async def _serve(
         jobs.add(task)
         try:
             now = datetime.now(UTC)
-            count = await queue_digests(storage, now, settings.digest_time, settings.tz)
+            count = await queue_digests(
+                storage, now, settings.digest_time, settings.tz, catalog=catalog
+            )
         finally:
             jobs.discard(task)
         if count:

@@ -14,7 +14,7 @@ from bot.delivery.render import shorten
 from bot.domain import SourceSpec
 from bot.i18n import Texts
 from bot.sources.health import describe, warning
-from bot.sources.links import parse_source
+from bot.sources.links import SourceError, parse_source
 from bot.sources.manager import SourceManager
 from bot.storage import Storage
 from handlers.replies import answer_blocks
@@ -68,8 +68,8 @@ async def _admin_spec(
         return None
     try:
         return parse_source(command.args or "")
-    except ValueError as exc:
-        error = html.escape(shorten(str(exc), 600), quote=False)
+    except SourceError as exc:
+        error = t(f"source-error-{exc.key}", **{k: code(v) for k, v in exc.details.items()})
         await message.answer(t("source-bad-spec", error=error, example=code(example)))
         return None
 

@@ -138,7 +138,8 @@ class ThrottleMiddleware(BaseMiddleware):
     an `InputThrottle` and tells a flooding chat once per episode that it was cut short."""
 
     def __init__(self, throttle: InputThrottle | None = None) -> None:
-        self.throttle = throttle or InputThrottle()
+        # Not `throttle or ...`: a throttle with no chats yet has len() 0, so is falsy.
+        self.throttle = throttle if throttle is not None else InputThrottle()
 
     async def __call__(
         self,

@@ -52,16 +52,16 @@ def test_russian_plurals(count: int, expected: str) -> None:
 
 def test_english_plurals() -> None:
     t = CATALOG.texts("en")
-    assert "1 newest post matching" in t("search-title", count=1, query="q")
-    assert "3 newest posts matching" in t("search-title", count=3, query="q")
+    assert "1 post matches" in t("search-found", count=1, query="q")
+    assert "3 posts match" in t("search-found", count=3, query="q")
 
 
 def test_a_missing_message_is_an_error_and_a_missing_argument_too() -> None:
     t = CATALOG.texts("ru")
     with pytest.raises(MissingText):
         t("no-such-message")
-    with pytest.raises(ValueError, match="search-title"):
-        t("search-title", query="q")  # no count
+    with pytest.raises(ValueError, match="search-found"):
+        t("search-found", query="q")  # no count
 
 
 @pytest.mark.parametrize(

@@ -754,7 +754,10 @@ async def test_a_completed_catch_up_is_a_healthy_read(storage: Storage) -> None:
 async def test_a_session_revoked_after_resolving_shows_the_source_stopped(
     storage: Storage,
 ) -> None:
+    from bot.i18n import Catalog
     from bot.sources.health import describe, warning
+
+    en = Catalog(strict=True).texts("en")
     from bot.sources.supervisor import supervise
 
     gateway = FakeGateway()  # resolving works and keeps the cursor; reading is refused
@@ -774,8 +777,8 @@ async def test_a_session_revoked_after_resolving_shows_the_source_stopped(
     assert (await _cursor(storage))["channel_id"] == CHANNEL_ID
     (info,) = await storage.list_sources()
     now = datetime.now(UTC)
-    line = describe(info, now)
+    line = describe(en, info, now)
     assert "stopped since" in line
     assert "AccountProblem: the Telegram session is no longer valid" in line
     assert line.endswith("; never read OK")
-    assert (warning(info, now) or "").startswith("stopped: AccountProblem: ")
+    assert (warning(en, info, now) or "").startswith("stopped: AccountProblem: ")

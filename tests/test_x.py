@@ -24,8 +24,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.delivery.render import source_label
+from bot.delivery.render import source_name
 from bot.domain import Post
+from bot.i18n import Catalog
 from bot.ingest import Matcher
 from bot.sources import x
 from bot.sources.base import RetryLater, SourceStopped
@@ -45,6 +46,8 @@ from bot.sources.x import (
 from bot.storage import Storage
 from tests.feeds import RecordingFeed
 from tests.loopback import LoopbackServer
+
+EN = Catalog(strict=True).texts("en")
 
 DATA = Path(__file__).parent / "data" / "x"
 # Shaped like a real app-only bearer token; the tests check it never shows in an error or log.
@@ -915,10 +918,10 @@ async def test_posts_are_labelled_with_the_accounts_display_name(
     await _poll(storage, _source(api))
     stored = await storage.get_post("x", USERNAME, ORESHNIK_RANGE)
     assert stored is not None
-    assert source_label(stored, UTC) == f"{NAME} · x · 2026-11-20 14:30 UTC"
+    assert source_name(stored) == NAME
     (info,) = await storage.list_sources()
     assert info.title == NAME
-    assert describe(info, datetime.now(UTC)).startswith(f"{NAME} (x:@SokovNikolai) — ")
+    assert describe(EN, info, datetime.now(UTC)).startswith(f"{NAME} (x:@SokovNikolai) — ")
 
 
 async def test_a_cursor_saved_before_names_were_kept_learns_the_name_once(
@@ -957,13 +960,13 @@ async def test_a_token_refused_after_the_lookup_shows_the_source_stopped_not_rea
     (info,) = await storage.list_sources()
     assert (await _cursor(storage) or {})["user_id"] == USER_ID
     now = datetime.now(UTC)
-    line = describe(info, now)
+    line = describe(EN, info, now)
     assert "read OK" not in line.replace("never read OK", "")
     assert info.stopped_at is not None
-    since = at(info.stopped_at, now)
+    since = at(EN, info.stopped_at, now)
     assert f"stopped since {since}: XAuthError: X API refused the token (HTTP 401)" in line
     assert line.endswith("; never read OK")
     # Flagged at once, not after three failures.
-    assert warning(info, now) == (
+    assert warning(EN, info, now) == (
         "stopped: XAuthError: X API refused the token (HTTP 401): check X_BEARER_TOKEN"
     )

@@ -37,12 +37,25 @@ _SPECIAL = set('()"«“„|')
 
 
 class QueryError(ValueError):
-    """A malformed query; `position` is the character offset where the problem is."""
+    """A malformed query; `position` is the character offset where the problem is.
 
-    def __init__(self, message: str, position: int | None = None) -> None:
+    `key` and `details` name the problem for the catalogues (`query-error-<key>`), so the
+    chat reads it in its language; `str()` is the English sentence (CLI, logs).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        position: int | None = None,
+        *,
+        key: str = "",
+        **details: str | int,
+    ) -> None:
         where = f" (at character {position + 1})" if position is not None else ""
         super().__init__(f"{message}{where}")
         self.position = position
+        self.key = key
+        self.details = details
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +125,7 @@ def _lex(text: str) -> list[_Lexeme]:
         elif char in _QUOTES:
             end = text.find(_QUOTES[char], i + 1)
             if end < 0:
-                raise QueryError("a quote is opened but never closed", i)
+                raise QueryError("a quote is opened but never closed", i, key="open-quote")
             lexemes.append(_Lexeme("phrase", text[i + 1 : end], i))
             i = end + 1
         elif char == "(":
@@ -132,7 +145,7 @@ def _lex(text: str) -> list[_Lexeme]:
             while end < n and text[end] != "/":
                 end += 2 if text[end] == "\\" else 1
             if end >= n:
-                raise QueryError("a /regex/ is opened but never closed", i)
+                raise QueryError("a /regex/ is opened but never closed", i, key="open-regex")
             lexemes.append(_Lexeme("regex", text[i + 1 : end], i))
             i = end + 1
         else:
@@ -170,7 +183,7 @@ class _Parser:
         extra = self.peek()
         if extra is not None:
             assert extra.kind == "close"
-            raise QueryError("a ) has no matching (", extra.position)
+            raise QueryError("a ) has no matching (", extra.position, key="unmatched-close")
         return node
 
     def any_of(self, depth: int) -> Node:
@@ -179,7 +192,9 @@ class _Parser:
             self.take()
             following = self.peek()
             if following is None or following.kind in ("or", "and", "close"):
-                raise QueryError("OR needs something to search for after it", lexeme.position)
+                raise QueryError(
+                    "OR needs something to search for after it", lexeme.position, key="or-after"
+                )
             children.append(self.all_of(depth))
         return children[0] if len(children) == 1 else AnyOf(tuple(children))
 
@@ -191,17 +206,23 @@ class _Parser:
                 following = self.peek()
                 if not children or following is None or following.kind in ("or", "and", "close"):
                     raise QueryError(
-                        "AND needs something to search for on both sides", lexeme.position
+                        "AND needs something to search for on both sides",
+                        lexeme.position,
+                        key="and-sides",
                     )
                 continue
             children.append(self.unary(depth))
         if not children:
             lexeme = self.peek()
             if lexeme is None:
-                raise QueryError("the query ends where a term was expected", self.length)
+                raise QueryError(
+                    "the query ends where a term was expected", self.length, key="ends-early"
+                )
             if lexeme.kind == "or":
-                raise QueryError("OR needs something to search for before it", lexeme.position)
-            raise QueryError("( ) holds nothing to search for", lexeme.position)
+                raise QueryError(
+                    "OR needs something to search for before it", lexeme.position, key="or-before"
+                )
+            raise QueryError("( ) holds nothing to search for", lexeme.position, key="empty-group")
         return children[0] if len(children) == 1 else AllOf(tuple(children))
 
     def unary(self, depth: int) -> Node:
@@ -210,26 +231,38 @@ class _Parser:
             following = self.peek()
             if following is None or following.kind in ("or", "and", "close", "not"):
                 raise QueryError(
-                    f"{lexeme.text} needs a term to exclude after it", lexeme.position
+                    f"{lexeme.text} needs a term to exclude after it",
+                    lexeme.position,
+                    key="not-after",
+                    operator=lexeme.text,
                 )
             return Not(self.unary(depth))
         if lexeme.kind == "open":
             if depth >= MAX_DEPTH:
-                raise QueryError(f"brackets nest deeper than {MAX_DEPTH} levels", lexeme.position)
+                raise QueryError(
+                    f"brackets nest deeper than {MAX_DEPTH} levels",
+                    lexeme.position,
+                    key="too-deep",
+                    limit=MAX_DEPTH,
+                )
             inner = self.peek()
             if inner is not None and inner.kind == "close":
-                raise QueryError("( ) holds nothing to search for", lexeme.position)
+                raise QueryError(
+                    "( ) holds nothing to search for", lexeme.position, key="empty-group"
+                )
             node = self.any_of(depth + 1)
             closing = self.peek()
             if closing is None:
-                raise QueryError("a ( is never closed", lexeme.position)
+                raise QueryError("a ( is never closed", lexeme.position, key="open-bracket")
             self.take()
             return node
         self.count_term(lexeme)
         if lexeme.kind == "phrase":
             words = tuple(chunk for chunk in lexeme.text.split() if split_parts(chunk))
             if not words:
-                raise QueryError("the quotes hold no letters or digits", lexeme.position)
+                raise QueryError(
+                    "the quotes hold no letters or digits", lexeme.position, key="empty-quotes"
+                )
             return Phrase(words)
         if lexeme.kind == "regex":
             return _regex(lexeme)
@@ -238,12 +271,20 @@ class _Parser:
     def count_term(self, lexeme: _Lexeme) -> None:
         self.terms += 1
         if self.terms > MAX_QUERY_TERMS:
-            raise QueryError(f"the query has more than {MAX_QUERY_TERMS} terms", lexeme.position)
+            raise QueryError(
+                f"the query has more than {MAX_QUERY_TERMS} terms",
+                lexeme.position,
+                key="too-many-terms",
+                limit=MAX_QUERY_TERMS,
+            )
         if lexeme.kind == "regex":
             self.regexes += 1
             if self.regexes > MAX_REGEXES:
                 raise QueryError(
-                    f"a query may hold at most {MAX_REGEXES} /regex/ terms", lexeme.position
+                    f"a query may hold at most {MAX_REGEXES} /regex/ terms",
+                    lexeme.position,
+                    key="too-many-regexes",
+                    limit=MAX_REGEXES,
                 )
 
 
@@ -253,17 +294,31 @@ def _term(lexeme: _Lexeme) -> Term:
     prefix = text.endswith("*")
     body = text[1 if exact else 0 : len(text) - (1 if prefix else 0)]
     if "*" in body:
-        raise QueryError("* may only end a word (word*)", lexeme.position + text.index("*"))
+        raise QueryError(
+            "* may only end a word (word*)", lexeme.position + text.index("*"), key="star-inside"
+        )
     if not split_parts(body):
-        raise QueryError(f"{text[:40]} has no letters or digits to search for", lexeme.position)
+        raise QueryError(
+            f"{text[:40]} has no letters or digits to search for",
+            lexeme.position,
+            key="no-letters",
+            term=text[:40],
+        )
     if prefix:
         if exact:
-            raise QueryError("use either =word or word*, not both", lexeme.position)
+            raise QueryError(
+                "use either =word or word*, not both", lexeme.position, key="exact-and-prefix"
+            )
         if len(split_parts(body)) > 1:
-            raise QueryError("word* takes a single word, not a compound", lexeme.position)
+            raise QueryError(
+                "word* takes a single word, not a compound", lexeme.position, key="prefix-compound"
+            )
         if len(prefix_form(body)) < MIN_PREFIX_CHARS:
             raise QueryError(
-                f"word* needs at least {MIN_PREFIX_CHARS} letters before the *", lexeme.position
+                f"word* needs at least {MIN_PREFIX_CHARS} letters before the *",
+                lexeme.position,
+                key="prefix-short",
+                limit=MIN_PREFIX_CHARS,
             )
     return Term(body, exact=exact, prefix=prefix)
 
@@ -271,25 +326,40 @@ def _term(lexeme: _Lexeme) -> Term:
 def _regex(lexeme: _Lexeme) -> Regex:
     pattern = lexeme.text
     if not pattern:
-        raise QueryError("the /regex/ is empty", lexeme.position)
+        raise QueryError("the /regex/ is empty", lexeme.position, key="regex-empty")
     if re.search(r"(?<!\\)(?:\\\\)*\\C", pattern):
         # \C matches single bytes and breaks character offsets; nobody needs it for text.
-        raise QueryError("\\C (any byte) is not allowed in a /regex/", lexeme.position)
+        raise QueryError(
+            "\\C (any byte) is not allowed in a /regex/", lexeme.position, key="regex-bytes"
+        )
     if len(pattern) > MAX_REGEX_CHARS:
-        raise QueryError(f"a /regex/ may be at most {MAX_REGEX_CHARS} characters", lexeme.position)
+        raise QueryError(
+            f"a /regex/ may be at most {MAX_REGEX_CHARS} characters",
+            lexeme.position,
+            key="regex-long",
+            limit=MAX_REGEX_CHARS,
+        )
     try:
         compiled = re2.compile(pattern, re2_options(max_mem=1 << 21))
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
-        raise QueryError(f"the /regex/ is not valid: {reason}", lexeme.position) from None
+        raise QueryError(
+            f"the /regex/ is not valid: {reason}",
+            lexeme.position,
+            key="regex-invalid",
+            reason=str(reason),
+        ) from None
     size = max(compiled.programsize, compiled.reverseprogramsize)
     if size > MAX_REGEX_PROGRAM:
         raise QueryError(
             f"the /regex/ is too complex to run on every post (size {size:,}, at most "
             f"{MAX_REGEX_PROGRAM:,}); use fewer or smaller repetitions such as {{n}}",
             lexeme.position,
+            key="regex-complex",
+            size=size,
+            limit=MAX_REGEX_PROGRAM,
         )
     return Regex(pattern, compiled)
 
@@ -321,14 +391,19 @@ def parse_query(text: str) -> Query:
     """Parse a query or raise QueryError saying what is wrong and where."""
     text = " ".join(text.split())
     if not text:
-        raise QueryError("the query is empty")
+        raise QueryError("the query is empty", key="empty")
     if len(text) > MAX_QUERY_CHARS:
-        raise QueryError(f"the query is longer than {MAX_QUERY_CHARS} characters")
+        raise QueryError(
+            f"the query is longer than {MAX_QUERY_CHARS} characters",
+            key="too-long",
+            limit=MAX_QUERY_CHARS,
+        )
     parser = _Parser(_lex(text), len(text))
     root = parser.parse()
     if _only_excludes(root):
         raise QueryError(
-            "the query only excludes; add something to look for, e.g. Oreshnik -hazel"
+            "the query only excludes; add something to look for, e.g. Oreshnik -hazel",
+            key="only-excludes",
         )
     return Query(text, root)
 

@@ -93,14 +93,30 @@ def find_sources(text: str) -> list[SourceSpec]:
     return list(found.values())
 
 
+class SourceError(ValueError):
+    """A source that cannot be watched as written; `key` and `details` name the problem for
+    the catalogues (`source-error-<key>`), `str()` is the English sentence (CLI, logs)."""
+
+    def __init__(self, message: str, *, key: str, **details: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.details = details
+
+
 def parse_source(text: str) -> SourceSpec:
-    """A spec from a spec, a link or an @name; ValueError says what would have been accepted."""
+    """A spec from a spec, a link or an @name; SourceError says what would have been accepted."""
     text = text.strip()
     if not text:
-        raise ValueError("give a source, e.g. @militaryrussiaru or https://t.me/militaryrussiaru")
+        raise SourceError(
+            "give a source, e.g. @militaryrussiaru or https://t.me/militaryrussiaru", key="empty"
+        )
     kind, sep, target = text.partition(":")
     if sep and kind.lower() in KNOWN_KINDS and not target.startswith("//"):
-        return _checked(SourceSpec.parse(text))
+        try:
+            spec = SourceSpec.parse(text)
+        except ValueError as exc:
+            raise SourceError(str(exc), key="kind-target", spec=text[:60]) from None
+        return _checked(spec)
     if text.startswith("@") and TELEGRAM_USERNAME.fullmatch(text[1:]):
         return _telegram(text[1:])
     links = find_sources(text)
@@ -108,9 +124,11 @@ def parse_source(text: str) -> SourceSpec:
         return links[0]
     if text.lower().startswith(("http://", "https://")):
         return SourceSpec("rss", text)  # any other web address is taken as a feed
-    raise ValueError(
+    raise SourceError(
         f"{text[:60]!r} is not a source; use @channel, a t.me or x.com link, a feed URL or "
-        "KIND:TARGET (telegram:@name, tgweb:name, x:@user, rss:URL, jsonl:PATH)"
+        "KIND:TARGET (telegram:@name, tgweb:name, x:@user, rss:URL, jsonl:PATH)",
+        key="unknown",
+        spec=text[:60],
     )
 
 
@@ -119,13 +137,21 @@ def _checked(spec: SourceSpec) -> SourceSpec:
     if spec.kind in ("telegram", "tgweb"):
         name = target.removeprefix("@")
         if not TELEGRAM_USERNAME.fullmatch(name):
-            raise ValueError(f"{target!r} is not a Telegram channel username (5–32 letters)")
+            raise SourceError(
+                f"{target!r} is not a Telegram channel username (5–32 letters)",
+                key="telegram-name",
+                name=target[:60],
+            )
         return _telegram(name) if spec.kind == "telegram" else SourceSpec("tgweb", name.lower())
     if spec.kind == "x":
         name = target.removeprefix("@")
         if not re.fullmatch(_X_NAME, name):
-            raise ValueError(f"{target!r} is not an X username (1–15 letters, digits or _)")
+            raise SourceError(
+                f"{target!r} is not an X username (1–15 letters, digits or _)",
+                key="x-name",
+                name=target[:60],
+            )
         return SourceSpec("x", "@" + name)
     if spec.kind == "rss" and not target.lower().startswith(("http://", "https://")):
-        raise ValueError("an rss: source needs an http(s) URL")
+        raise SourceError("an rss: source needs an http(s) URL", key="rss-url")
     return spec

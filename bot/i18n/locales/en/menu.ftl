@@ -4,3 +4,5 @@ menu-list = My saved queries
 menu-unsubscribe = Stop a query (text or number)
 menu-search = Newest stored posts matching a query
 menu-help = What Dozor does and the query syntax
+menu-presets = Topic bundles, subscribed in one tap
+menu-settings = Language, time zone, digest, mute, previews

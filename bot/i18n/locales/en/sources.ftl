@@ -41,3 +41,11 @@ health-warning-failing = failing ({ $count } times in a row): { $error }
 health-warning-silent = silent: no new post since { $since }
 health-warning-silent-usually = silent: no new post since { $since } (usually ≤ { $gap } apart)
 health-unknown-error = unknown error
+
+# What is wrong with a source as written.
+source-error-empty = give a source, e.g. @militaryrussiaru or https://t.me/militaryrussiaru
+source-error-kind-target = { $spec } is not KIND:TARGET, e.g. tgweb:militaryrussiaru
+source-error-unknown = { $spec } is not a source; use @channel, a t.me or x.com link, a feed URL or KIND:TARGET (telegram:@name, tgweb:name, x:@user, rss:URL, jsonl:PATH)
+source-error-telegram-name = { $name } is not a Telegram channel username (5–32 letters)
+source-error-x-name = { $name } is not an X username (1–15 letters, digits or _)
+source-error-rss-url = an rss: source needs an http(s) URL

@@ -4,10 +4,14 @@ help =
 
     <b>Commands</b>
     /subscribe <i>query</i> — alert me when a post matches
-    /list — my saved queries, numbered
+    /list — my queries, with buttons to pause, remove or choose alerts/digest
     /unsubscribe <i>query or number</i> — stop one
-    /search <i>query</i> — the newest stored posts that match
+    /search <i>query</i> — stored posts that match, newest first
+    /presets — topic bundles, subscribed in one tap
+    /settings — language, time zone, digest, mute, link previews
+    /lang, /timezone, /digest, /mute, /quiet, /previews — the same settings, typed
     /help — this message
+    A channel you administer: <code>/subscribe @channel query</code> here, and alerts go there.
 
     <b>Queries</b>
     <code>Oreshnik</code> — any form, case or script: Орешника, Орєшник, Oreshnik's

@@ -52,3 +52,10 @@ health-warning-failing = сбои ({ $count ->
 health-warning-silent = молчит: нет новых постов с { $since }
 health-warning-silent-usually = молчит: нет новых постов с { $since } (обычно перерыв ≤ { $gap })
 health-unknown-error = неизвестная ошибка
+
+source-error-empty = укажите источник, например @militaryrussiaru или https://t.me/militaryrussiaru
+source-error-kind-target = { $spec } не в виде ВИД:ЦЕЛЬ, например tgweb:militaryrussiaru
+source-error-unknown = { $spec } — не источник; укажите @канал, ссылку t.me или x.com, адрес ленты или ВИД:ЦЕЛЬ (telegram:@имя, tgweb:имя, x:@пользователь, rss:URL, jsonl:ПУТЬ)
+source-error-telegram-name = { $name } — не имя Telegram-канала (5–32 буквы)
+source-error-x-name = { $name } — не имя пользователя X (1–15 букв, цифр или _)
+source-error-rss-url = источнику rss: нужен адрес http(s)
