@@ -29,7 +29,7 @@ from bot.config import Settings
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.sender import Pacer, TelegramSender
 from bot.digest import queue_digests
-from bot.i18n import Catalog
+from bot.i18n import Argument, Catalog, language_for
 from bot.ingest import Ingest, Matcher
 from bot.redact import Redactor
 from bot.sources.links import parse_source
@@ -266,14 +266,23 @@ async def _serve(
     options = source_options(settings, connector)
     sender = TelegramSender(bot, Pacer(rate=settings.send_rate))
 
-    async def notify_admins(text: str) -> None:
-        """Problems an admin must fix (a revoked session, say) go to every admin's chat."""
+    catalog = Catalog()
+
+    async def notify_admins(key: str, /, **args: Argument) -> None:
+        """Problems an admin must fix (a revoked session, say) go to every admin's chat, in
+        that chat's language."""
+        safe = {
+            k: html.escape(v, quote=False) if isinstance(v, str) else v for k, v in args.items()
+        }
         for admin in settings.admin_ids:
-            result = await sender.send(admin, html.escape(text, quote=False))
+            subscriber = await storage.get_subscriber(admin)
+            language = (subscriber.language if subscriber else None) or language_for(
+                subscriber.tg_language if subscriber else None
+            )
+            result = await sender.send(admin, catalog.texts(language)(key, **safe))
             if result.status != "sent":
                 log.warning("could not tell admin %d: %s", admin, result.reason)
 
-    catalog = Catalog()
     worker = OutboxWorker(
         storage, sender, settings.tz, outbox_ready, alarm=notify_admins, catalog=catalog
     )

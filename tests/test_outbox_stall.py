@@ -19,6 +19,7 @@ from aiogram import Bot
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.sender import Pacer, TelegramSender
 from bot.domain import Post, Span
+from bot.i18n import Catalog
 from bot.storage import Storage
 from bot.storage.sqlite import MatchRecord
 from tests.botapi import FakeBotAPI
@@ -120,8 +121,10 @@ async def test_a_database_that_cannot_record_stops_sending_instead_of_repeating(
     storage = await Storage.open(trouble.folder / "dozor.sqlite3")
     alarms: list[str] = []
 
-    async def alarm(text: str) -> None:
-        alarms.append(text)
+    english = Catalog(strict=True).texts("en")
+
+    async def alarm(key: str, /, **args: str | int) -> None:
+        alarms.append(english(key, **args))
 
     ready = asyncio.Event()
     sender = TelegramSender(bot, Pacer(private_interval=0.0))

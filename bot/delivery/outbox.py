@@ -23,16 +23,15 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
 
 from bot.delivery.chats import chat_texts, chat_zone, held_until
 from bot.delivery.render import MAX_BATCH, AlertParts, render_alerts
 from bot.delivery.sender import Sender, SendResult
 from bot.domain import Subscriber
-from bot.i18n import Catalog, Texts
+from bot.i18n import Argument, Catalog, Notify, Texts
 from bot.storage import PendingMessage, Storage
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ class OutboxWorker:
         *,
         concurrency: int = CONCURRENCY,
         batch: bool = True,
-        alarm: Callable[[str], Coroutine[Any, Any, None]] | None = None,
+        alarm: Notify | None = None,
         catalog: Catalog | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
@@ -279,17 +278,18 @@ class OutboxWorker:
         if self._stalled_until is None:  # sends in flight together fail together: once
             self._record_failures = 1
             self._stalled_until = asyncio.get_running_loop().time() + STALL_FIRST
-            message = (
-                f"cannot record sent messages in the database ({type(exc).__name__}: {exc});"
-                " sending is paused until it can (is the disk full?)"
+            log.critical(
+                "cannot record sent messages in the database (%s: %s); sending is paused"
+                " until it can (is the disk full?)",
+                type(exc).__name__,
+                exc,
             )
-            log.critical("%s", message)
-            self._raise_alarm(f"⚠️ Dozor: {message}")
+            self._raise_alarm("alarm-cannot-record", error=f"{type(exc).__name__}: {exc}")
 
-    def _raise_alarm(self, text: str) -> None:
+    def _raise_alarm(self, key: str, **args: Argument) -> None:
         if self._alarm is None:
             return
-        task = asyncio.create_task(self._alarm(text), name="outbox alarm")
+        task = asyncio.create_task(self._alarm(key, **args), name="outbox alarm")
         self._alarms.add(task)
         task.add_done_callback(self._alarm_done)
 
@@ -331,7 +331,7 @@ class OutboxWorker:
         self._stalled_until = None
         log.warning("the database takes writes again: %d sent message(s) recorded", len(ids))
         if ids:
-            self._raise_alarm(f"✅ Dozor: sending resumed; {len(ids)} sent message(s) recorded")
+            self._raise_alarm("alarm-sending-resumed", count=len(ids))
         return True
 
     async def _record(

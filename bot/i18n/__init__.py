@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Protocol
 
 from babel.dates import format_datetime
 from fluent.runtime import FluentBundle, FluentResource
@@ -26,6 +27,12 @@ LANGUAGES = (RUSSIAN, ENGLISH)  # in the order /lang offers them
 _RUSSIAN_READERS = {"ru", "uk", "be"}
 
 Argument = str | int | float | Decimal
+
+
+class Notify(Protocol):
+    """Tells the admins something, by message id: each reads it in their own language."""
+
+    async def __call__(self, key: str, /, **args: Argument) -> None: ...
 
 
 def language_for(code: str | None) -> str:

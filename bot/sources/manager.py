@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from bot.domain import SourceSpec
+from bot.i18n import Notify
 from bot.ingest import Ingest, SourceFeed
 from bot.sources.base import Source
 from bot.sources.polling import START_SPREAD, PolledSource, Poller
@@ -35,7 +36,7 @@ class SourceManager:
         build: Callable[[SourceSpec], Source],
         *,
         sync_interval: float = SYNC_INTERVAL,
-        notify: Callable[[str], Awaitable[None]] | None = None,
+        notify: Notify | None = None,
         per_host: int = 2,
         start_spread: float = START_SPREAD,
     ) -> None:
@@ -111,7 +112,7 @@ class SourceManager:
 
     async def _stopped(self, spec: str, problem: str) -> None:
         if self._notify is not None:
-            await self._notify(f"⚠️ Source {spec} stopped: {problem}")
+            await self._notify("alarm-source-stopped", source=spec, problem=problem)
 
     async def _stop(self, spec: str) -> None:
         if spec in self._poller:

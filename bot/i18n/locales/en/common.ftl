@@ -38,3 +38,11 @@ query-error-regex-complex = the /regex/ is too complex to run on every post (siz
 query-error-empty = the query is empty
 query-error-too-long = the query is longer than { $limit } characters
 query-error-only-excludes = the query only excludes; add something to look for, e.g. Oreshnik -hazel
+
+# Notices to Dozor's administrators.
+alarm-cannot-record = ⚠️ Dozor: cannot record sent messages in the database ({ $error }); sending is paused until it can (is the disk full?)
+alarm-sending-resumed = ✅ Dozor: sending resumed; { $count ->
+        [one] { $count } sent message recorded
+       *[other] { $count } sent messages recorded
+    }
+alarm-source-stopped = ⚠️ Source { $source } stopped: { $problem }
