@@ -77,10 +77,12 @@ async def on_text(message: Message, t: Texts) -> None:
         return
     quoted = shorten(query.text, BUTTON_TEXT_CHARS)
     builder = InlineKeyboardBuilder()
-    builder.button(
-        text=t("offer-button-subscribe", text=quoted),
-        callback_data=Offer(action=OfferAction.SUBSCRIBE).pack(),
-    )
+    if not query.text.startswith(("@", "-100")):
+        # `/subscribe @name …` names a channel to configure, not a query: no such offer.
+        builder.button(
+            text=t("offer-button-subscribe", text=quoted),
+            callback_data=Offer(action=OfferAction.SUBSCRIBE).pack(),
+        )
     builder.button(
         text=t("offer-button-search", text=quoted),
         callback_data=Offer(action=OfferAction.SEARCH).pack(),

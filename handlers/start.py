@@ -24,11 +24,11 @@ async def register(message: Message, db: Storage, matcher: Matcher) -> None:
     """Save the chat as a subscriber; a chat back after blocking the bot is matched again."""
     before = await db.get_subscriber(message.chat.id)
     user = message.from_user
+    language = user.language_code if user is not None else None
+    if before is not None and message.chat.type != "private":
+        language = None  # a group keeps the language of whoever added it, whoever writes
     await db.upsert_subscriber(
-        message.chat.id,
-        chat_name(message),
-        kind=message.chat.type,
-        tg_language=user.language_code if user is not None else None,
+        message.chat.id, chat_name(message), kind=message.chat.type, tg_language=language
     )
     if before is not None and not before.active:
         for subscription in await db.subscriptions_of(message.chat.id):

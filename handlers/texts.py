@@ -7,6 +7,23 @@ from bot.i18n import Texts
 from bot.matching import QueryError
 
 ECHO_CHARS = 600  # user text repeated inside an error, at most
+# RE2's reasons for refusing a regex (`missing ): (`), by their English prefix, and the
+# catalogue text of each (`regex-reason-<key>`): the chat reads them in its language.
+_REGEX_REASONS = {
+    "invalid escape sequence": "escape",
+    "invalid character class range": "class-range",
+    "invalid character class": "class",
+    "missing ]": "missing-bracket",
+    "missing )": "missing-paren",
+    "unexpected )": "unexpected-paren",
+    "trailing \\": "trailing-backslash",
+    "no argument for repetition operator": "no-repeat-argument",
+    "invalid repetition size": "repeat-size",
+    "bad repetition operator": "bad-repeat",
+    "invalid perl operator": "perl-operator",
+    "invalid UTF-8": "utf8",
+    "invalid named capture group": "named-group",
+}
 
 
 def code(text: str) -> str:
@@ -32,10 +49,24 @@ def query_error(t: Texts, error: QueryError) -> str:
         name: escaped(shorten(value, ECHO_CHARS)) if isinstance(value, str) else value
         for name, value in error.details.items()
     }
+    reason = error.details.get("reason")
+    if error.key == "regex-invalid" and isinstance(reason, str):
+        details["reason"] = regex_reason(t, reason)
     text = t(f"query-error-{error.key}", **details)
     if error.position is None:
         return text
     return t("query-error-at", error=text, position=error.position + 1)
+
+
+def regex_reason(t: Texts, reason: str) -> str:
+    """RE2's reason in the chat's language, the part of the regex it names as code; a reason
+    RE2 gives that is not known here stays as it is (escaped)."""
+    head, _, fragment = reason.partition(": ")
+    key = _REGEX_REASONS.get(head)
+    if key is None:
+        return escaped(shorten(reason, ECHO_CHARS))
+    text = t(f"regex-reason-{key}")
+    return f"{text}: {code(shorten(fragment, ECHO_CHARS))}" if fragment else text
 
 
 def query_invalid(t: Texts, error: QueryError, command: str) -> str:

@@ -83,6 +83,15 @@ async def test_plain_text_is_offered_as_a_subscription_or_a_search(
         assert "Капустин" in found.visible_text  # what /search answers for that query
 
 
+async def test_text_naming_a_channel_is_offered_as_a_search_only(
+    api: FakeBotAPI, bot: Bot, storage: Storage, matcher: Matcher
+) -> None:
+    # `/subscribe @name …` configures a channel: re-sending the text that way would misread it.
+    async with in_order(storage, matcher, bot):
+        await api.say(USER, "@durov Орешник")
+        assert data_of(api.sent_to(USER)[-1]) == [SEARCH]
+
+
 async def test_text_that_is_no_query_gets_the_reason(
     api: FakeBotAPI, bot: Bot, storage: Storage, matcher: Matcher
 ) -> None:

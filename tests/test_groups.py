@@ -196,3 +196,21 @@ async def test_only_a_groups_administrators_change_its_queries(
             reply = await say_in_group(api, MEMBER, f"{head}{BOT} {args}".strip(), language)
             assert refusal in reply, command
         assert len(await storage.subscriptions_of(GROUP)) == 2
+
+
+async def test_a_member_typing_start_does_not_change_the_groups_language(
+    api: FakeBotAPI, bot: Bot, storage: Storage, matcher: Matcher
+) -> None:
+    group_with_admin(api)
+    async with in_order(storage, matcher, bot):
+        api.push_my_chat_member(GROUP, by_user_id=ADMIN, language_code="ru")
+        await api.wait_for_sent(1, chat_id=GROUP)
+        # /start is open to everyone; it must not switch the group to the member's language
+        # (alerts, digests and every reply would follow), nor may an admin's /subscribe.
+        await say_in_group(api, MEMBER, f"/start{BOT}", "en")
+        await say_in_group(api, ADMIN, f"/subscribe{BOT} Oreshnik", "en")
+        reply = await say_in_group(api, MEMBER, f"/help{BOT}", "en")
+        assert reply == help_text(TEXTS.texts("ru"))
+        subscriber = await storage.get_subscriber(GROUP)
+        assert subscriber is not None
+        assert subscriber.tg_language == "ru"

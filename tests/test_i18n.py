@@ -8,6 +8,8 @@ import pytest
 from fluent.syntax import FluentParser, ast
 
 from bot.i18n import ENGLISH, LANGUAGES, Catalog, MissingText, language_for
+from bot.matching import QueryError, parse_query
+from handlers.texts import query_invalid
 
 CATALOG = Catalog(strict=True)
 _PLACEABLE = re.compile(r"\{\s*\$([a-z_]+)")
@@ -85,3 +87,44 @@ def test_no_unicode_isolation_marks_in_output() -> None:
     text = CATALOG.texts("ru")("subscribe-done", query="<code>x</code>")
     assert "\u2068" not in text
     assert "\u2069" not in text
+
+
+@pytest.mark.parametrize(
+    "query", ["/(/", "/[a/", "/a)/", "/*/", "/a{1001}/", "/a**/", "/(?i/", r"/\q/", "/[z-a]/"]
+)
+def test_a_bad_regex_is_explained_in_russian_not_in_re2s_english(query: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_query(query)
+    text = query_invalid(CATALOG.texts("ru"), caught.value, "subscribe")
+    prose = re.sub(r"<code>.*?</code>", " ", text.split("\n")[0])
+    assert re.findall(r"[A-Za-z]{3,}", prose) == [], text
+    assert "<code>" in text.split("\n")[0]  # the part of the regex RE2 named, as written
+
+
+@pytest.mark.parametrize(
+    ("count", "places", "failures"),
+    [
+        (1, "1 место", "1 раз;"),
+        (2, "2 места", "2 раза подряд"),
+        (5, "5 мест", "5 раз подряд"),
+        (11, "11 мест", "11 раз подряд"),
+        (21, "21 место", "21 раз подряд"),
+        (22, "22 места", "22 раза подряд"),
+        (25, "25 мест", "25 раз подряд"),
+    ],
+)
+def test_russian_plurals_of_free_places_failures_and_previews(
+    count: int, places: str, failures: str
+) -> None:
+    t = CATALOG.texts("ru")
+    assert f"только {places} из" in t("presets-toast-too-many", count=3, free=count, limit=100)
+    assert failures in t("health-failing", count=count, error="e", last_ok="x")
+    # More than one post matched: the newest are listed after it, and the text says so.
+    preview = t("subscribe-preview", count=count, days=7)
+    assert ("самые свежие" in preview) == (count > 1)
+
+
+def test_the_oldest_waiting_message_reads_as_russian() -> None:
+    t = CATALOG.texts("ru")
+    age = t("stats-age-minutes", count=1)
+    assert t("stats-outbox", count=2, age=age).endswith("самое старое ждёт 1 минуту")

@@ -46,3 +46,18 @@ alarm-sending-resumed = ✅ Dozor: sending resumed; { $count ->
        *[other] { $count } sent messages recorded
     }
 alarm-source-stopped = ⚠️ Source { $source } stopped: { $problem }
+
+# Why the regex engine (RE2) refused a /regex/; the part of it concerned follows as code.
+regex-reason-escape = an unknown escape sequence
+regex-reason-class-range = an invalid character range or class
+regex-reason-class = an invalid character class
+regex-reason-missing-bracket = a [ is never closed
+regex-reason-missing-paren = a ( is never closed
+regex-reason-unexpected-paren = a ) has no matching (
+regex-reason-trailing-backslash = it ends with a lone \
+regex-reason-no-repeat-argument = a repetition operator has nothing to repeat
+regex-reason-repeat-size = an invalid repetition count (at most 1000)
+regex-reason-bad-repeat = repetition operators in a row
+regex-reason-perl-operator = an unsupported (? group
+regex-reason-utf8 = invalid characters
+regex-reason-named-group = an invalid named group

@@ -44,3 +44,18 @@ alarm-sending-resumed = ✅ «Дозор»: отправка возобновл�
        *[many] записано { $count } отправленных сообщений
     }
 alarm-source-stopped = ⚠️ Источник { $source } остановлен: { $problem }
+
+# Почему движок регулярных выражений (RE2) не принял /regex/; затем, кодом, — о какой части речь.
+regex-reason-escape = неизвестная экранирующая последовательность
+regex-reason-class-range = неверный диапазон или класс символов
+regex-reason-class = неверный класс символов
+regex-reason-missing-bracket = скобка [ не закрыта
+regex-reason-missing-paren = скобка ( не закрыта
+regex-reason-unexpected-paren = у скобки ) нет пары (
+regex-reason-trailing-backslash = в конце стоит одинокий \
+regex-reason-no-repeat-argument = оператору повторения нечего повторять
+regex-reason-repeat-size = неверное число повторений (не больше 1000)
+regex-reason-bad-repeat = операторы повторения подряд
+regex-reason-perl-operator = неподдерживаемая группа (?
+regex-reason-utf8 = недопустимые символы
+regex-reason-named-group = неверная именованная группа

@@ -37,5 +37,9 @@ presets-toast-too-many = Подборка добавит { $count ->
         [one] { $count } запрос
         [few] { $count } запроса
        *[many] { $count } запросов
-    }, а свободно только { $free } мест из { $limit }. Сначала удалите часть запросов через /list.
+    }, а свободно только { $free ->
+        [one] { $free } место
+        [few] { $free } места
+       *[many] { $free } мест
+    } из { $limit }. Сначала удалите часть запросов через /list.
 presets-toast-outdated = Эта кнопка устарела. Отправьте /presets, чтобы получить новые.

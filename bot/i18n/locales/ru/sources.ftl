@@ -34,18 +34,21 @@ health-last-ok = последнее успешное чтение { $when }
 health-read-ok = прочитан { $when }
 health-stopped-since = остановлен с { $when }: { $error }; { $last_ok }
 health-failing = сбой: { $error }, { $count ->
-        [one] { $count } раз
+        [1] { $count } раз
+        [one] { $count } раз подряд
         [few] { $count } раза подряд
        *[many] { $count } раз подряд
     }; { $last_ok }
 health-failing-since = сбои с { $when }: { $error }, { $count ->
-        [one] { $count } раз
+        [1] { $count } раз
+        [one] { $count } раз подряд
         [few] { $count } раза подряд
        *[many] { $count } раз подряд
     }; { $last_ok }
 health-warning-stopped = остановлен: { $error }
 health-warning-failing = сбои ({ $count ->
-        [one] { $count } раз
+        [1] { $count } раз
+        [one] { $count } раз подряд
         [few] { $count } раза подряд
        *[many] { $count } раз подряд
     }): { $error }

@@ -24,7 +24,7 @@ stats-outbox = 📤 { $count ->
         [one] { $count } сообщение ждёт
         [few] { $count } сообщения ждут
        *[many] { $count } сообщений ждут
-    } отправки, самое старое — { $age }
+    } отправки, самое старое ждёт { $age }
 stats-outbox-empty = 📤 Ничего не ждёт отправки
 stats-sources = 📡 { $count ->
         [one] { $count } источник
