@@ -283,8 +283,18 @@ async def _serve(
             if result.status != "sent":
                 log.warning("could not tell admin %d: %s", admin, result.reason)
 
+    async def follow_move(old: int, new: int) -> None:
+        """A group became a supergroup (its chat moved to the new id): match for the new id."""
+        await matcher.refresh()
+
     worker = OutboxWorker(
-        storage, sender, settings.tz, outbox_ready, alarm=notify_admins, catalog=catalog
+        storage,
+        sender,
+        settings.tz,
+        outbox_ready,
+        alarm=notify_admins,
+        catalog=catalog,
+        on_moved=follow_move,
     )
     manager = SourceManager(
         storage,

@@ -8,7 +8,8 @@ The rule, when `ALLOWED_USERS` is set:
   answered in any group too;
 * everyone else gets one polite refusal per hour (per user in a private chat, per chat in a
   group, so a busy group is not flooded with them), then silence. A removal of the bot from a
-  chat always gets through, so the chat is forgotten.
+  chat always gets through, so the chat is forgotten, and so does a group becoming a
+  supergroup, so the chat follows its new id.
 
 `AccessGate` is an outer middleware: a refused update costs a dictionary look-up, no database
 read. Refusals and answers about groups are kept in memory, bounded.
@@ -97,7 +98,7 @@ class AccessGate(BaseMiddleware):
         if settings is None or not settings.allowed_users:
             return await handler(event, data)
         chat, user = _where(event)
-        if is_allowed(user, settings) or _is_leaving(event):
+        if is_allowed(user, settings) or _is_leaving(event) or _is_migration(event):
             return await handler(event, data)
         if chat is not None and chat.type != "private":
             if await self._group_served(data["bot"], chat.id, settings):
@@ -158,6 +159,13 @@ def _where(event: TelegramObject) -> tuple[Chat | None, User | None]:
 def _is_leaving(event: TelegramObject) -> bool:
     """The bot removed from a chat (or blocked): let it through, so the chat is forgotten."""
     return isinstance(event, ChatMemberUpdated) and not is_present(event.new_chat_member)
+
+
+def _is_migration(event: TelegramObject) -> bool:
+    """Telegram's notice that a group became a supergroup: bookkeeping, never a request."""
+    return isinstance(event, Message) and (
+        event.migrate_to_chat_id is not None or event.migrate_from_chat_id is not None
+    )
 
 
 def install_access(router: Router) -> AccessGate:

@@ -1,5 +1,6 @@
 """Groups done right: the bot introduces itself once when added, forgets a group that removed
-it, and lets only a group's administrators change the group's queries and settings.
+it, follows a group that became a supergroup (a new chat id) with everything it had, and lets
+only a group's administrators change the group's queries and settings.
 
 Who may do what in a group is decided in one place, `GroupAdminGate`, an inner middleware of
 the root router (so it sees every router's handlers after their filters matched, including
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from aiogram import BaseMiddleware, Bot, Router
+from aiogram import BaseMiddleware, Bot, F, Router
 from aiogram.dispatcher.event.handler import HandlerObject
 from aiogram.dispatcher.flags import get_flag
 from aiogram.exceptions import TelegramAPIError
@@ -164,6 +165,30 @@ async def _left(chat: Chat, db: Storage, matcher: Matcher) -> None:
     log.info("chat %d (%s) removed the bot; deactivated", chat.id, chat.type)
 
 
+# --- becoming a supergroup ------------------------------------------------------------
+
+
+async def on_migrated(message: Message, db: Storage, matcher: Matcher) -> None:
+    """A group became a supergroup, which has a new id. Telegram says so on both sides: in
+    the old group (`migrate_to_chat_id`) and in the supergroup (`migrate_from_chat_id`).
+    Whichever comes first moves the chat; the other finds nothing left to move. A service
+    message: nothing is said."""
+    if message.migrate_to_chat_id is not None:
+        await follow_migration(db, matcher, message.chat.id, message.migrate_to_chat_id)
+    elif message.migrate_from_chat_id is not None:
+        await follow_migration(db, matcher, message.migrate_from_chat_id, message.chat.id)
+
+
+async def follow_migration(db: Storage, matcher: Matcher, old_id: int, new_id: int) -> bool:
+    """Move a chat's settings, queries, matches and waiting alerts to its new id and match
+    for the new id from now on; False when there was nothing to move."""
+    if not await db.move_chat(old_id, new_id):
+        return False
+    await matcher.refresh()
+    log.info("group %d became supergroup %d: moved", old_id, new_id)
+    return True
+
+
 # --- who may change a group -----------------------------------------------------------
 
 
@@ -242,4 +267,5 @@ def install_group_gate(root: Router, open_routers: Collection[Router]) -> None:
 def build_router() -> Router:
     router = Router(name="groups")
     router.my_chat_member.register(on_my_membership)
+    router.message.register(on_migrated, F.migrate_to_chat_id | F.migrate_from_chat_id)
     return router

@@ -792,6 +792,7 @@ class FakeBotAPI(LoopbackServer):
         self._next_file_number = 1
         self._fail_rules: list[_FailRule] = []
         self._blocked: set[int] = set()
+        self._migrated: dict[int, int] = {}  # migrate_chat: old group id -> supergroup id
         self._unavailable: int | None = None
         self._delay = 0.0
         self._send_latency = 0.0
@@ -1158,6 +1159,13 @@ class FakeBotAPI(LoopbackServer):
         """The user unblocked the bot: sends to ``chat_id`` are accepted again."""
         self._blocked.discard(chat_id)
 
+    def migrate_chat(self, old_id: int, new_id: int) -> None:
+        """The group ``old_id`` became the supergroup ``new_id``: every later ``send*`` call
+        to ``old_id`` gets 400 "Bad Request: group chat was upgraded to a supergroup chat"
+        with ``"parameters": {"migrate_to_chat_id": new_id}``, as in Telegram (aiogram
+        raises ``TelegramMigrateToChat``). The service messages are not pushed."""
+        self._migrated[old_id] = new_id
+
     def set_unavailable(self, status: int | None) -> None:
         """Answer every call with ``status`` and an HTML body (like a proxy); None restores."""
         self._unavailable = status
@@ -1520,6 +1528,16 @@ class FakeBotAPI(LoopbackServer):
             if rule.retry_after is not None:
                 extra["parameters"] = {"retry_after": rule.retry_after}
             return self._reject(method, params, rule.status, rule.description, **extra)
+
+        moved_to = self._migrated.get(_parse_int(params.get("chat_id")) or 0)
+        if moved_to is not None and name.startswith("send"):
+            return self._reject(
+                method,
+                params,
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                parameters={"migrate_to_chat_id": moved_to},
+            )
 
         if name == "getme":
             return _ok(self._bot_user(full=True))

@@ -11,6 +11,10 @@ A chat that is muted or inside its quiet hours has its alerts held: they are pos
 to the end of the mute or quiet spell (no attempt counted) and then go out together. Digests
 are not held: the chat chose their time itself.
 
+A group that became a supergroup has a new id, which Telegram names in its refusal: the chat
+(settings, queries, matches, waiting messages) is moved to it, no attempt counted, and the
+messages go out to the new id on the next pass; `on_moved` then lets the matcher follow.
+
 When the outcome of a send cannot be recorded (disk full, a read-only or broken database), the
 worker stops sending instead of looping: the message was delivered but still looks due, so
 sending on would repeat it every second. It remembers what it delivered, tells the admins once,
@@ -23,7 +27,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -115,9 +119,11 @@ class OutboxWorker:
         alarm: Notify | None = None,
         catalog: Catalog | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        on_moved: Callable[[int, int], Awaitable[None]] | None = None,
     ) -> None:
         """`tz` is the service's zone, for chats that chose none; `catalog` the texts
-        (loaded here when not given); `clock` the time mutes and quiet hours are judged by."""
+        (loaded here when not given); `clock` the time mutes and quiet hours are judged by;
+        `on_moved(old, new)` is awaited after a chat was moved to its supergroup's id."""
         self._storage = storage
         self._sender = sender
         self._tz = tz
@@ -131,6 +137,7 @@ class OutboxWorker:
         self._alone: set[int] = set()  # rows of a refused batch: retried one by one
         self._alarm = alarm
         self._alarms: set[asyncio.Task[None]] = set()
+        self._on_moved = on_moved
         # Rows Telegram accepted whose sending could not be recorded: never sent again.
         self._unrecorded: set[int] = set()
         self._record_failures = 0  # failed attempts to record, in the current stall
@@ -344,7 +351,10 @@ class OutboxWorker:
             self._alone.difference_update(ids)
             self.sent += len(ids)
             return len(ids)
-        if result.status == "blocked":
+        moved_to = result.moved_to if result.status == "moved" else None
+        if moved_to is not None and moved_to != chat_id:
+            await self._moved(chat_id, moved_to)
+        elif result.status == "blocked":
             await self._storage.deactivate_subscriber(chat_id)
             dropped = await self._storage.set_aside_chat(chat_id, BLOCKED)
             log.info(
@@ -355,7 +365,7 @@ class OutboxWorker:
             )
         elif result.reason == NOTHING_TO_SEND:
             await self._storage.set_aside(ids, NOTHING_TO_SEND)
-        elif result.status == "rejected":
+        elif result.status in ("rejected", "moved"):  # "moved" nowhere: as good as refused
             if len(ids) > 1:
                 # One of the alerts may hold what Telegram refuses: send them one by one.
                 log.warning("Telegram refused a batch for chat %d: %s", chat_id, result.reason)
@@ -372,6 +382,22 @@ class OutboxWorker:
             until = self._clock() + timedelta(seconds=delay)
             await self._storage.postpone(ids, until, result.reason)
         return 0
+
+    async def _moved(self, chat_id: int, new_id: int) -> None:
+        """The group became a supergroup: move the chat (its rows keep their attempts and
+        are due as they were, so the next pass sends them to the new id), then let
+        `on_moved` follow. Moved already (the service message came first): nothing to do.
+        A failure of `on_moved` is logged; the move stands."""
+        if not await self._storage.move_chat(chat_id, new_id):
+            log.info("chat %d became supergroup %d: moved already", chat_id, new_id)
+            return
+        log.info("chat %d became supergroup %d: moved, its messages go there", chat_id, new_id)
+        if self._on_moved is None:
+            return
+        try:
+            await self._on_moved(chat_id, new_id)
+        except Exception:
+            log.exception("chat %d moved to %d, but following the move failed", chat_id, new_id)
 
     async def _finish(self, grace: float) -> None:
         tasks = list(self._in_flight.values())

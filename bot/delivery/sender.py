@@ -38,6 +38,7 @@ from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
+    TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramRetryAfter,
 )
@@ -81,7 +82,7 @@ REPLY_RETRY_LIMIT = 30  # a reply told to wait longer than this is not retried
 TRANSIENT_PAUSE_AFTER = 3  # consecutive network/5xx failures before everything pauses
 TRANSIENT_PAUSE_MAX = 60.0
 
-Status = Literal["sent", "retry", "blocked", "rejected"]
+Status = Literal["sent", "retry", "blocked", "rejected", "moved"]
 Ticket = TypeVar("Ticket")
 
 
@@ -100,11 +101,13 @@ _priority: contextvars.ContextVar[Priority] = contextvars.ContextVar(
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """What happened to one message: sent, retry after `delay` s, chat blocked, or rejected."""
+    """What happened to one message: sent, retry after `delay` s, chat blocked, rejected,
+    or moved (a group became a supergroup, whose id is `moved_to`; nothing was sent)."""
 
     status: Status
     reason: str = ""
     delay: float = 0.0
+    moved_to: int | None = None
 
 
 class Sender(Protocol):
@@ -515,6 +518,8 @@ class TelegramSender:
             return SendResult("retry", exc.message, float(exc.retry_after))
         except TelegramForbiddenError as exc:
             return SendResult("blocked", exc.message)
+        except TelegramMigrateToChat as exc:  # a TelegramAPIError: caught before those
+            return SendResult("moved", exc.message, moved_to=exc.migrate_to_chat_id)
         except TelegramBadRequest as exc:
             if "chat not found" in exc.message.lower():
                 return SendResult("blocked", exc.message)

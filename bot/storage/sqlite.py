@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -530,21 +530,27 @@ class Storage:
     async def _still_subscribed(
         self, matches: list[MatchRecord]
     ) -> tuple[list[MatchRecord], set[int]]:
-        """The matches whose query still exists and is not paused, and the ids of those
-        in digest-only mode (recorded for the digest, never alerted)."""
+        """The matches whose query still exists and is not paused, each under the chat that
+        has the query now (a group that became a supergroup meanwhile took it along), and
+        the ids of those in digest-only mode (recorded for the digest, never alerted)."""
         ids = sorted({match.subscription_id for match in matches})
-        existing: set[int] = set()
+        existing: dict[int, int] = {}  # subscription → its chat
         digest_only: set[int] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = await self._all(
-                f"SELECT id, mode FROM subscriptions WHERE paused = 0"
+                f"SELECT id, chat_id, mode FROM subscriptions WHERE paused = 0"
                 f" AND id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             )
-            existing.update(int(row["id"]) for row in rows)
+            existing.update((int(row["id"]), int(row["chat_id"])) for row in rows)
             digest_only.update(int(row["id"]) for row in rows if row["mode"] == MODE_DIGEST)
-        return [match for match in matches if match.subscription_id in existing], digest_only
+        kept = [
+            replace(match, chat_id=existing[match.subscription_id])
+            for match in matches
+            if match.subscription_id in existing
+        ]
+        return kept, digest_only
 
     async def mark_deleted(self, source: str, channel: str, post_id: str) -> bool:
         """The channel deleted a post: keep it, marked deleted. False if we never had it."""
@@ -692,6 +698,88 @@ class Storage:
                 "UPDATE subscribers SET active = 0, blocked_at = ? WHERE chat_id = ?",
                 (_ts(_now()), chat_id),
             )
+
+    async def move_chat(self, old_id: int, new_id: int) -> bool:
+        """A group became a supergroup, which Telegram gives a new id: move the chat's
+        settings, queries, matches and unsent messages to `new_id` and forget `old_id`, in
+        one transaction. A chat already known under the new id keeps what it has and takes
+        only what it lacks (a query both have is kept once, with its matches joined; an
+        alert both are waiting for goes once). False, changing nothing, when there is no
+        chat under `old_id` (moved already, or never known).
+
+        Written to hold whether or not foreign keys are enforced: the new subscriber is
+        made before anything points at it, and nothing is left to cascade.
+        """
+        if old_id == new_id:
+            return False
+        now = _ts(_now())
+        async with self._transaction() as db:
+            old = await self._one("SELECT * FROM subscribers WHERE chat_id = ?", (old_id,))
+            if old is None:
+                return False
+            have = await self._one("SELECT 1 FROM subscribers WHERE chat_id = ?", (new_id,))
+            if have is None:  # every column copied, so settings added later move too
+                columns = list(old.keys())
+                values = [
+                    new_id if c == "chat_id" else "supergroup" if c == "kind" else old[c]
+                    for c in columns
+                ]
+                await db.execute(
+                    f"INSERT INTO subscribers ({', '.join(columns)})"
+                    f" VALUES ({', '.join('?' * len(columns))})",
+                    values,
+                )
+            else:
+                # A setting is missing when NULL; whether the chat is active (and since
+                # when it is blocked) is the new chat's own state.
+                own = {"chat_id", "kind", "name", "created_at", "active", "blocked_at"}
+                taken = [c for c in old.keys() if c not in own]  # noqa: SIM118 (Row)
+                await db.execute(
+                    "UPDATE subscribers SET kind = 'supergroup',"
+                    " name = CASE WHEN name = '' THEN ? ELSE name END,"
+                    " created_at = MIN(created_at, ?)"
+                    + "".join(f", {c} = COALESCE({c}, ?)" for c in taken)
+                    + " WHERE chat_id = ?",
+                    (old["name"], old["created_at"], *(old[c] for c in taken), new_id),
+                )
+            # A query the new chat has already: its matches join the new chat's query (one
+            # on a post the new chat's query matched too is a duplicate), and it goes.
+            twins = await self._all(
+                "SELECT mine.id AS old_sub, theirs.id AS new_sub FROM subscriptions AS mine"
+                " JOIN subscriptions AS theirs ON theirs.chat_id = ? AND theirs.query = mine.query"
+                " WHERE mine.chat_id = ?",
+                (new_id, old_id),
+            )
+            for twin in twins:
+                await db.execute(
+                    "UPDATE OR IGNORE matches SET subscription_id = ?, chat_id = ?"
+                    " WHERE subscription_id = ?",
+                    (twin["new_sub"], new_id, twin["old_sub"]),
+                )
+                await db.execute(
+                    "DELETE FROM matches WHERE subscription_id = ?", (twin["old_sub"],)
+                )
+                await db.execute("DELETE FROM subscriptions WHERE id = ?", (twin["old_sub"],))
+            await db.execute(
+                "UPDATE subscriptions SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)
+            )
+            await db.execute("UPDATE matches SET chat_id = ? WHERE chat_id = ?", (new_id, old_id))
+            # Unsent messages keep their ids, order and attempts. An alert the new chat has
+            # (sent or waiting) is not sent twice: the old chat's copy is set aside. What was
+            # sent or set aside stays as the old chat's history.
+            await db.execute(
+                "UPDATE OR IGNORE outbox SET chat_id = ? WHERE chat_id = ?"
+                " AND sent_at IS NULL AND failed_at IS NULL",
+                (new_id, old_id),
+            )
+            await db.execute(
+                "UPDATE outbox SET failed_at = ?, last_error = ? WHERE chat_id = ?"
+                " AND sent_at IS NULL AND failed_at IS NULL",
+                (now, f"the chat moved to {new_id}, which has this alert already", old_id),
+            )
+            await db.execute("DELETE FROM subscriptions WHERE chat_id = ?", (old_id,))
+            await db.execute("DELETE FROM subscribers WHERE chat_id = ?", (old_id,))
+        return True
 
     async def add_subscription(
         self,
