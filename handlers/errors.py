@@ -10,12 +10,16 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import ErrorEvent, User
 
-from bot.i18n import Catalog, Texts, language_for
+from bot.i18n import Catalog, Texts
+from bot.storage import Storage
+from handlers.language import texts_for
 
 log = logging.getLogger(__name__)
 
 
-async def on_error(event: ErrorEvent, bot: Bot, catalog: Catalog) -> bool:
+async def on_error(
+    event: ErrorEvent, bot: Bot, catalog: Catalog, db: Storage | None = None
+) -> bool:
     """Log the failure with the update id and tell the chat it came from, briefly."""
     update = event.update
     log.error(
@@ -28,7 +32,7 @@ async def on_error(event: ErrorEvent, bot: Bot, catalog: Catalog) -> bool:
     chat_id = _chat_of(event)
     if chat_id is not None:
         try:
-            t = _texts(event, catalog)
+            t = await _texts(event, catalog, db, chat_id)
             await bot.send_message(chat_id, t("handler-failed", update=str(update.update_id)))
         except (TelegramAPIError, OSError) as exc:
             log.warning(
@@ -40,12 +44,17 @@ async def on_error(event: ErrorEvent, bot: Bot, catalog: Catalog) -> bool:
     return True
 
 
-def _texts(event: ErrorEvent, catalog: Catalog) -> Texts:
-    """The texts of the person whose update failed (the handler's own `t` is out of reach)."""
+async def _texts(event: ErrorEvent, catalog: Catalog, db: Storage | None, chat_id: int) -> Texts:
+    """The chat's texts, as its handler would have had them (its `t` is out of reach here)."""
     update = event.update
     source = update.message or update.edited_message or update.callback_query
     user = getattr(source, "from_user", None)
-    return catalog.texts(language_for(user.language_code if isinstance(user, User) else None))
+    subscriber = None
+    if db is not None:
+        # The failure may be the database's own: then the person's Telegram language will do.
+        with contextlib.suppress(Exception):
+            subscriber = await db.get_subscriber(chat_id)
+    return texts_for(catalog, subscriber, user if isinstance(user, User) else None)
 
 
 def _chat_of(event: ErrorEvent) -> int | None:

@@ -13,12 +13,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiogram import Bot
+from aiogram.types import ErrorEvent, Update
 
 from bot.config import Settings
 from bot.domain import Post
+from bot.i18n import Catalog
 from bot.ingest import Matcher
 from bot.storage import Storage, TooManySubscriptions
 from handlers import search as search_module
+from handlers.errors import on_error
 from handlers.subscriptions import MAX_SUBSCRIPTIONS
 from tests.botapi import FakeBotAPI, SentMessage, utf16_len
 from tests.conftest import USER, Chat, polling
@@ -179,3 +182,28 @@ async def test_a_slow_search_stops_in_time_and_others_are_answered_meanwhile(
     assert "slow" in searched.text
     assert "stopped after" in searched.text
     assert helped.at < searched.at  # the bystander did not wait for the search
+
+
+async def test_the_failure_notice_speaks_the_chats_chosen_language(
+    storage: Storage, api: FakeBotAPI, bot: Bot
+) -> None:
+    # Telegram says English, the chat chose Russian with /lang: the notice is in Russian.
+    await storage.upsert_subscriber(USER, "Tester", tg_language="en")
+    await storage.update_subscriber(USER, language="ru")
+    update = Update.model_validate(
+        {
+            "update_id": 7,
+            "message": {
+                "message_id": 1,
+                "date": 0,
+                "chat": {"id": USER, "type": "private"},
+                "from": {"id": USER, "is_bot": False, "first_name": "T", "language_code": "en"},
+                "text": "/list",
+            },
+        }
+    )
+    event = ErrorEvent(update=update, exception=RuntimeError("boom"))
+    assert await on_error(event, bot, Catalog(strict=True), storage)
+    (notice,) = await api.wait_for_sent(1, chat_id=USER)
+    assert "Что-то пошло не так" in notice.text
+    assert "обновление 7" in notice.text
