@@ -4,6 +4,7 @@ from aiogram import Router
 
 from bot.i18n import Catalog
 from handlers import (
+    export,
     fallback,
     groups,
     presets,
@@ -46,6 +47,7 @@ def build_router(catalog: Catalog, throttle: InputThrottle | None = None) -> Rou
         presets.build_router(),
         sources.build_router(),
         stats.build_router(),
+        export.build_router(),
         fallback_router,
     )
     return root

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 GROUP_KINDS = ("group", "supergroup")
 # Commands that change a chat's queries or settings: in a group, for its administrators only.
 # (/presets itself only shows the bundles; its buttons are gated as every managing button is.)
+# /export changes nothing but hands out the group's whole alert history: administrators too.
 MANAGING_COMMANDS = frozenset(
     {
         "subscribe",
@@ -54,6 +55,7 @@ MANAGING_COMMANDS = frozenset(
         "mute",
         "quiet",
         "previews",
+        "export",
     }
 )
 # A handler flag: `flags={VIEW_ONLY: True}` opens a button press that changes nothing (paging

@@ -62,6 +62,9 @@ SAID = [
     "/previews on",
     "/presets",
     "/stats",
+    "/export",
+    "/export 0",
+    "/export json",
     "/subscrbe Орешник",
     "Орешник над Днепром",
 ]

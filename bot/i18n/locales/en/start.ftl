@@ -8,6 +8,7 @@ help =
     /unsubscribe <i>query or number</i> — stop one
     /search <i>query</i> — stored posts that match, newest first
     /presets — topic bundles, subscribed in one tap
+    /export <i>days</i> — my matches as a CSV file (<code>/export 90 json</code> for JSON)
     /settings — language, time zone, digest, mute, link previews
     /lang, /timezone, /digest, /mute, /quiet, /previews — the same settings, typed
     /help — this message
