@@ -1,4 +1,4 @@
-"""Wiring and lifecycle of `dozor run`: bot, sources, delivery and the digest job."""
+"""Wiring and lifecycle of `dozor run`: bot, sources, delivery, the digest and retention jobs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import html
 import json
 import logging
 import signal
-from datetime import UTC, datetime
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -24,6 +26,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import LinkPreviewOptions, User
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 
 from bot.config import Settings
 from bot.delivery.outbox import OutboxWorker
@@ -38,6 +41,7 @@ from bot.sources.registry import SourceOptions, build_source
 from bot.sources.telegram import TelethonConnector
 from bot.sources.x import XApi, XOptions
 from bot.storage import Storage
+from bot.storage.sqlite import Pruned
 from handlers import build_router
 from handlers.admins import AdminCheck
 from handlers.errors import on_error
@@ -217,6 +221,76 @@ async def supervise_tasks(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) 
     return 1 if failed else 0
 
 
+PRUNE_EVERY_MINUTES = 10
+PRUNE_FIRST_AFTER = timedelta(minutes=1)  # the start's own work (catch-up, the outbox) first
+
+
+async def prune_expired(
+    storage: Storage, days: int, now: datetime, *, stop: Callable[[], bool] | None = None
+) -> Pruned | None:
+    """One run of RETENTION_DAYS: prune what is older than `days` before `now`.
+
+    A failure (a full disk, a lock held too long) is logged and left to the next run, which
+    goes on from where this one stopped; None then."""
+    try:
+        pruned = await storage.prune(now - timedelta(days=days), stop=stop)
+    except (sqlite3.Error, OSError) as exc:
+        log.warning(
+            "pruning what is older than %d days failed, tried again in %d minutes: %s",
+            days,
+            PRUNE_EVERY_MINUTES,
+            exc,
+        )
+        return None
+    if pruned.posts or pruned.messages:
+        log.info(
+            "retention of %d days: pruned %d post(s), %d match(es) and %d sent message(s)",
+            days,
+            pruned.posts,
+            pruned.matches,
+            pruned.messages,
+        )
+    return pruned
+
+
+def schedule_pruning(
+    scheduler: AsyncIOScheduler,
+    storage: Storage,
+    days: int,
+    running: set[asyncio.Task[Any]],
+) -> None:
+    """Prune every PRUNE_EVERY_MINUTES when RETENTION_DAYS is set, the first run soon after
+    start. A run in progress is tracked in `running` (awaited at shutdown) and ends between
+    batches once the scheduler is paused for shutdown."""
+    if not days:
+        return
+
+    async def prune_job() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running.add(task)
+        try:
+            await prune_expired(
+                storage,
+                days,
+                datetime.now(UTC),
+                stop=lambda: scheduler.state != STATE_RUNNING,
+            )
+        finally:
+            running.discard(task)
+
+    scheduler.add_job(
+        prune_job,
+        "interval",
+        minutes=PRUNE_EVERY_MINUTES,
+        next_run_time=datetime.now(UTC) + PRUNE_FIRST_AFTER,
+        misfire_grace_time=None,
+        coalesce=True,
+        max_instances=1,
+        id="prune",
+    )
+
+
 async def run_service(settings: Settings, redact: Redactor | None = None) -> int:
     """Run until SIGTERM or SIGINT, then shut down in order without losing queued alerts.
 
@@ -332,6 +406,7 @@ async def _serve(
         max_instances=1,
         id="digests",
     )
+    schedule_pruning(scheduler, storage, settings.retention_days, jobs)
 
     await add_configured_sources(settings, storage)
     tasks: list[asyncio.Task[None]] = []

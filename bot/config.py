@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PUBLIC_API_BASE = "https://api.telegram.org"
+MAX_RETENTION_DAYS = 36_500  # a century: beyond it the cutoff date would fall before year 1
 _TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 
 
@@ -51,6 +52,8 @@ class Settings(BaseSettings):
     rss_poll_minutes: float = Field(default=10.0, gt=0)
     poll_per_host: int = Field(default=2, ge=1, le=20)
     send_rate: float = Field(default=30.0, gt=0, le=1000)
+    # Posts older than this many days are pruned (0: kept forever); see `Storage.prune`.
+    retention_days: int = Field(default=0, ge=0, le=MAX_RETENTION_DAYS)
 
     @field_validator("tg_api_id", "tg_api_hash", "x_bearer_token", "presets_file", mode="before")
     @classmethod
@@ -111,6 +114,21 @@ class Settings(BaseSettings):
             if not match or int(match[1]) > 23 or int(match[2]) > 59:
                 raise ValueError(f"expected HH:MM (24-hour), got {value!r}")
             return time(int(match[1]), int(match[2]))
+        return value
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _days(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return 0
+            if not text.isascii() or not text.isdigit() or int(text) > MAX_RETENTION_DAYS:
+                raise ValueError(
+                    f"expected a number of days from 1 to {MAX_RETENTION_DAYS}, such as 30"
+                    f" (0 or empty: keep posts forever), got {value!r}"
+                )
+            return int(text)
         return value
 
     @field_validator("timezone", mode="after")

@@ -87,6 +87,23 @@ class PendingMessage:
     text: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What a retention run removed: posts, their matches, and finished outbox rows (the
+    alerts of those posts and old digests)."""
+
+    posts: int = 0
+    matches: int = 0
+    messages: int = 0
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(
+            self.posts + other.posts,
+            self.matches + other.matches,
+            self.messages + other.messages,
+        )
+
+
 class _RollBack(Exception):
     """Raised inside `_transaction` to end it with a ROLLBACK and no error."""
 
@@ -101,6 +118,11 @@ class TooManySubscriptions(Exception):
 
 RHYTHM_POSTS = 20  # a source's rhythm is judged by the gaps between its last posts
 RHYTHM_MIN_POSTS = 5
+PRUNE_BATCH = 500  # posts per retention transaction: ingest waits for one batch at most
+# Retention keeps each source's newest posts whatever their age: /sources tells a quiet
+# source's last post and rhythm from them, and a preview page (about 20 posts) re-read for
+# edits must find its posts stored, or they would come back as new and alert again.
+KEEP_PER_SOURCE = RHYTHM_POSTS + 1
 # Only the cursor: a cursor written in the middle of a read (an X account looked up, a
 # channel resolved) says nothing about whether the read will succeed. Health is recorded
 # from outcomes alone (`record_source_ok`, `record_source_error`).
@@ -1044,6 +1066,74 @@ class Storage:
         assert row is not None
         return {key: int(row[key] or 0) for key in ("pending", "sent", "failed")}
 
+    # --- retention -----------------------------------------------------------------------
+
+    async def prune(
+        self,
+        before: datetime,
+        *,
+        batch: int = PRUNE_BATCH,
+        stop: Callable[[], bool] | None = None,
+    ) -> Pruned:
+        """Delete what is older than `before`, `batch` posts (or digests) per transaction.
+
+        A post goes once its date, its storing and its last edit all lie before `before` (a
+        feed's archive read today stays for the full period), with its matches, its sent or
+        set-aside alerts and its full-text entry (a trigger). A post with a message still
+        waiting stays until that message is sent or set aside; each source's newest
+        `KEEP_PER_SOURCE` posts stay too. Digests sent or set aside before `before` go.
+        Between transactions the event loop gets a turn, so ingest and replies wait for
+        one batch at most; `stop`, asked before each batch, ends the run early.
+        """
+        cutoff = _ts(before)
+        total = Pruned()
+        while stop is None or not stop():
+            done = await self._prune_posts(cutoff, batch)
+            total += done
+            if done.posts < batch:
+                break
+            await asyncio.sleep(0)
+        while stop is None or not stop():
+            async with self._transaction() as db:
+                cur = await db.execute(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                    " WHERE post_id IS NULL AND COALESCE(sent_at, failed_at) < ?"
+                    " ORDER BY id LIMIT ?)",
+                    (cutoff, batch),
+                )
+            total += Pruned(messages=cur.rowcount)
+            if cur.rowcount < batch:
+                break
+            await asyncio.sleep(0)
+        return total
+
+    async def _prune_posts(self, cutoff: str, batch: int) -> Pruned:
+        """One transaction of `prune`: the oldest prunable posts, chosen and deleted at once
+        (so no alert can be queued for them in between)."""
+        async with self._transaction() as db:
+            rows = await self._all(
+                "SELECT id FROM posts WHERE date < ? AND stored_at < ? AND updated_at < ?"
+                " AND id NOT IN (SELECT post_id FROM outbox WHERE sent_at IS NULL"
+                "  AND failed_at IS NULL AND post_id IS NOT NULL)"
+                # Older than the source's newest posts (NULL, so kept, when it has fewer).
+                " AND (source_id IS NULL OR stored_at < (SELECT newer.stored_at FROM posts"
+                "  AS newer WHERE newer.source_id = posts.source_id"
+                "  ORDER BY newer.stored_at DESC LIMIT 1 OFFSET ?))"
+                " ORDER BY date LIMIT ?",
+                (cutoff, cutoff, cutoff, KEEP_PER_SOURCE - 1, batch),
+            )
+            ids = [int(row["id"]) for row in rows]
+            if not ids:
+                return Pruned()
+            marks = ", ".join("?" * len(ids))
+            found = await self._one(
+                f"SELECT COUNT(*) AS n FROM matches WHERE post_id IN ({marks})", ids
+            )
+            # Only finished rows are left for these posts; the matches go by cascade.
+            outbox = await db.execute(f"DELETE FROM outbox WHERE post_id IN ({marks})", ids)
+            gone = await db.execute(f"DELETE FROM posts WHERE id IN ({marks})", ids)
+        return Pruned(gone.rowcount, int(found["n"]) if found else 0, outbox.rowcount)
+
     # --- digests -------------------------------------------------------------------------
 
     async def digest_entries(
@@ -1078,6 +1168,38 @@ class Storage:
                 "UPDATE subscribers SET last_digest_at = ? WHERE chat_id = ?",
                 (_ts(until), chat_id),
             )
+
+    async def matched_posts(
+        self,
+        chat_id: int,
+        since: datetime,
+        limit: int,
+        *,
+        before: tuple[datetime, int] | None = None,
+    ) -> list[DigestEntry]:
+        """Posts matched for a chat since `since` (the time of the match), newest first by
+        (date, id) and older than the key `before` (keyset paging, for /export), each with
+        every query that matched it, in the order the chat saved them, whatever their mode.
+        """
+        after = ""
+        params: list[object] = [chat_id, _ts(since)]
+        if before is not None:
+            after = " AND (posts.date, posts.id) < (?, ?)"
+            params += [_ts(before[0]), before[1]]
+        rows = await self._all(
+            "SELECT posts.*,"
+            " json_group_array(json_array(matches.subscription_id, matches.query)) AS queries"
+            " FROM matches JOIN posts ON posts.id = matches.post_id"
+            f" WHERE matches.chat_id = ? AND matches.created_at >= ?{after}"
+            " GROUP BY posts.id ORDER BY posts.date DESC, posts.id DESC LIMIT ?",
+            (*params, limit),
+        )
+        entries = []
+        for row in rows:
+            pairs = sorted((int(n), str(query)) for n, query in json.loads(row["queries"]))
+            queries = tuple(dict.fromkeys(query for _, query in pairs))
+            entries.append(DigestEntry(_stored_post(row), queries))
+        return entries
 
 
 def _stored_post(row: sqlite3.Row, prefix: str = "") -> StoredPost:
