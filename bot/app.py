@@ -29,10 +29,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 
 from bot.config import Settings
+from bot.delivery.chats import chat_texts
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.sender import Pacer, TelegramSender
 from bot.digest import queue_digests
-from bot.i18n import Argument, Catalog, language_for
+from bot.i18n import Argument, Catalog
 from bot.ingest import Ingest, Matcher
 from bot.redact import Redactor
 from bot.sources.links import parse_source
@@ -349,11 +350,8 @@ async def _serve(
             k: html.escape(v, quote=False) if isinstance(v, str) else v for k, v in args.items()
         }
         for admin in settings.admin_ids:
-            subscriber = await storage.get_subscriber(admin)
-            language = (subscriber.language if subscriber else None) or language_for(
-                subscriber.tg_language if subscriber else None
-            )
-            result = await sender.send(admin, catalog.texts(language)(key, **safe))
+            t = chat_texts(catalog, await storage.get_subscriber(admin))
+            result = await sender.send(admin, t(key, **safe))
             if result.status != "sent":
                 log.warning("could not tell admin %d: %s", admin, result.reason)
 

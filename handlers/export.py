@@ -14,11 +14,10 @@ holds everything the group was alerted about, a history members who joined later
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
@@ -33,6 +32,7 @@ from bot.domain import DigestEntry, Subscriber, clean_text
 from bot.i18n import Texts
 from bot.storage import Storage
 from handlers.texts import code
+from handlers.turns import ChatTurns
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 365
@@ -233,25 +233,13 @@ def file_name(today: datetime, days: int, kind: Format) -> str:
 # --- the reply ---------------------------------------------------------------------------
 
 
-class Exports:
-    """At most one export of a chat at a time, and EXPORTS_AT_ONCE of all chats together (a
-    file may take tens of megabytes while it is built)."""
+class Exports(ChatTurns):
+    """At most one export of a chat at a time (`turn`), and EXPORTS_AT_ONCE of all chats
+    together (a file may take tens of megabytes while it is built)."""
 
     def __init__(self, at_once: int = EXPORTS_AT_ONCE) -> None:
-        self._running: set[int] = set()
+        super().__init__()
         self._slots = asyncio.Semaphore(at_once)
-
-    @contextlib.contextmanager
-    def turn(self, chat_id: int) -> Iterator[bool]:
-        """True while this chat's export may run; False if another of its exports runs."""
-        if chat_id in self._running:
-            yield False
-            return
-        self._running.add(chat_id)
-        try:
-            yield True
-        finally:
-            self._running.discard(chat_id)
 
     async def cmd_export(
         self,

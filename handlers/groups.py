@@ -28,7 +28,6 @@ from aiogram.types import (
     ChatMemberUpdated,
     Message,
     TelegramObject,
-    User,
 )
 
 from bot.i18n import Catalog, Texts
@@ -71,22 +70,6 @@ def is_present(member: ChatMemberUnion) -> bool:
     if isinstance(member, ChatMemberRestricted):
         return member.is_member
     return member.status not in _GONE
-
-
-async def register_chat(db: Storage, matcher: Matcher, chat: Chat, user: User | None) -> None:
-    """Make sure a chat is a subscriber (a button pressed before any command, a group the bot
-    was added to); a chat back after removing or blocking the bot is matched again. The
-    language of a chat already known is kept: a group speaks its adder's language."""
-    before = await db.get_subscriber(chat.id)
-    if before is not None and before.active:
-        return
-    name = chat.title or (user.full_name if user is not None else "") or str(chat.id)
-    language = user.language_code if user is not None else None
-    await db.upsert_subscriber(chat.id, name, kind=chat.type, tg_language=language)
-    if before is not None:
-        for subscription in await db.subscriptions_of(chat.id):
-            if not subscription.paused:
-                await matcher.add(subscription)
 
 
 # --- joining and leaving --------------------------------------------------------------

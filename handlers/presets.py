@@ -32,7 +32,7 @@ from bot.i18n import ENGLISH, RUSSIAN, Texts
 from bot.ingest import Matcher
 from bot.matching import QueryError, parse_query
 from bot.storage import Storage, TooManySubscriptions
-from handlers.groups import register_chat
+from handlers.start import register_chat
 from handlers.subscriptions import MAX_SUBSCRIPTIONS
 from handlers.texts import escaped
 

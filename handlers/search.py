@@ -10,7 +10,6 @@ narrow (a /regex/ in an OR) is looked for in the newest SEARCH_DEPTH posts only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import secrets
@@ -18,7 +17,6 @@ import sqlite3
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -40,6 +38,7 @@ from bot.matching import QueryError, QueryMatcher, parse_query
 from bot.matching.candidates import fts_filter
 from bot.storage import Storage
 from handlers.texts import code, escaped, example, query_invalid
+from handlers.turns import ChatTurns
 
 log = logging.getLogger(__name__)
 
@@ -132,29 +131,18 @@ def _prepare(query: str, since: datetime | None) -> Hunt:
     return Hunt(parsed.text, fts_filter(parsed), since)
 
 
-class Searches:
+class Searches(ChatTurns):
     """Where searches run and are remembered: worker threads of their own (not the default
-    pool, where the HTTP client resolves host names), at most one search at a time per chat,
-    and the latest searches of each chat for their ◀ ▶ buttons (bounded; older ones expire).
+    pool, where the HTTP client resolves host names), at most one search at a time per chat
+    (`turn`), and the latest searches of each chat for their ◀ ▶ buttons (bounded; older
+    ones expire).
     """
 
     def __init__(self, workers: int = SEARCH_WORKERS, *, remembered: int = REMEMBERED) -> None:
+        super().__init__()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="search")
-        self._running: set[int] = set()
         self._remembered: OrderedDict[str, tuple[int, Hunt]] = OrderedDict()
         self._capacity = remembered
-
-    @contextlib.contextmanager
-    def turn(self, chat_id: int) -> Iterator[bool]:
-        """True while this chat's search may run; False if another of its searches runs."""
-        if chat_id in self._running:
-            yield False
-            return
-        self._running.add(chat_id)
-        try:
-            yield True
-        finally:
-            self._running.discard(chat_id)
 
     async def prepare(self, query: str, since: datetime | None = None) -> Hunt:
         """A search for `query` (QueryError if malformed), over posts dated since `since`."""

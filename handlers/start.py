@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 from aiogram.filters import Command, CommandStart
-from aiogram.types import Message
+from aiogram.types import Chat, Message, User
 
 from bot.i18n import Texts
 from bot.ingest import Matcher
@@ -12,28 +12,25 @@ from bot.storage import Storage
 from handlers.texts import escaped
 
 
-def chat_name(message: Message) -> str:
-    """A human name for the chat: a group's title or the user's name."""
-    if message.chat.title:
-        return message.chat.title
-    user = message.from_user
-    return user.full_name if user else str(message.chat.id)
+async def register_chat(db: Storage, matcher: Matcher, chat: Chat, user: User | None) -> None:
+    """Save the chat as a subscriber (a command, or a button pressed before any command); a
+    chat back after removing or blocking the bot is matched again. A group or channel already
+    known keeps its language: it speaks its adder's, whoever writes."""
+    before = await db.get_subscriber(chat.id)
+    name = chat.title or (user.full_name if user is not None else "") or str(chat.id)
+    language = user.language_code if user is not None else None
+    if before is not None and chat.type != "private":
+        language = None
+    await db.upsert_subscriber(chat.id, name, kind=chat.type, tg_language=language)
+    if before is not None and not before.active:
+        for subscription in await db.subscriptions_of(chat.id):
+            if not subscription.paused:
+                await matcher.add(subscription)
 
 
 async def register(message: Message, db: Storage, matcher: Matcher) -> None:
-    """Save the chat as a subscriber; a chat back after blocking the bot is matched again."""
-    before = await db.get_subscriber(message.chat.id)
-    user = message.from_user
-    language = user.language_code if user is not None else None
-    if before is not None and message.chat.type != "private":
-        language = None  # a group keeps the language of whoever added it, whoever writes
-    await db.upsert_subscriber(
-        message.chat.id, chat_name(message), kind=message.chat.type, tg_language=language
-    )
-    if before is not None and not before.active:
-        for subscription in await db.subscriptions_of(message.chat.id):
-            if not subscription.paused:
-                await matcher.add(subscription)
+    """`register_chat` for the chat a message came from, as its sender."""
+    await register_chat(db, matcher, message.chat, message.from_user)
 
 
 def help_text(t: Texts) -> str:

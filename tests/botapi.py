@@ -924,11 +924,7 @@ class FakeBotAPI(LoopbackServer):
                 replied = dict(replied)
                 replied.pop("reply_to_message", None)  # Telegram does not nest replies
                 message["reply_to_message"] = replied
-        entities = _command_entities(text)
-        if entities:
-            message["entities"] = entities
-        self._messages[(chat_id, message["message_id"])] = message
-        return self.push_update({"message": message})
+        return self._push_text(chat_id, message, "message")
 
     def push_channel_post(
         self,
@@ -958,11 +954,16 @@ class FakeBotAPI(LoopbackServer):
         }
         if author_signature is not None:
             message["author_signature"] = author_signature
-        entities = _command_entities(text)
+        return self._push_text(chat_id, message, "channel_post")
+
+    def _push_text(self, chat_id: int, message: dict[str, Any], kind: str) -> int:
+        """Queue a text message as an update of `kind`, with the ``bot_command`` entity
+        Telegram would attach, remembered for later replies, presses and edits."""
+        entities = _command_entities(message["text"])
         if entities:
             message["entities"] = entities
         self._messages[(chat_id, message["message_id"])] = message
-        return self.push_update({"channel_post": message})
+        return self.push_update({kind: message})
 
     def push_callback(
         self,

@@ -9,7 +9,6 @@ fake answers with is checked by aiogram's models exactly as the bot will see it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 import time
 import zlib
@@ -50,6 +49,7 @@ from tests.botapi import (
     buttons,
     parse_html_entities,
 )
+from tests.conftest import dispatching
 
 TOKEN = "4242:TEST-token_abc"
 USER = 1001
@@ -72,23 +72,6 @@ async def bot(api: FakeBotAPI) -> AsyncIterator[Bot]:
     client = make_bot(api)
     yield client
     await client.session.close()
-
-
-@contextlib.asynccontextmanager
-async def polling(dispatcher: Dispatcher, bot: Bot) -> AsyncIterator[None]:
-    """``dispatcher`` polling the fake for the duration of the block."""
-    task = asyncio.create_task(
-        dispatcher.start_polling(
-            bot, handle_signals=False, close_bot_session=False, polling_timeout=1
-        )
-    )
-    try:
-        yield
-    finally:
-        if task.done():  # polling ended early: its exception is the real failure
-            task.result()
-        await dispatcher.stop_polling()
-        await asyncio.wait_for(task, WAIT)
 
 
 def keyboard(*rows: list[tuple[str, str]]) -> InlineKeyboardMarkup:
@@ -243,7 +226,7 @@ async def test_say_passes_the_options_through(api: FakeBotAPI, bot: Bot) -> None
         "message_id": 5,
         "date": int(time.time()),
     }
-    async with polling(dp, bot):
+    async with dispatching(dp, bot):
         assert await api.say(USER, "/lang", language_code="ru") == "lang=ru"
         assert await api.say(USER, "/lang", language_code=None) == "lang=None"
         assert await api.say(USER, "fwd", forward_origin=origin) == "from @chan"
@@ -306,7 +289,7 @@ async def test_press_is_answered_and_edits(api: FakeBotAPI, bot: Bot) -> None:
         parse_mode="HTML",
         reply_markup=keyboard([("Next", "page:2")]),
     )
-    async with polling(dp, bot):
+    async with dispatching(dp, bot):
         answer = await api.press(USER, first.message_id, "page:2", language_code="ru")
         assert (answer.text, answer.show_alert) == ("Page 2", False)
         [edit] = await api.wait_for_edits(1, chat_id=USER, timeout=WAIT)
@@ -618,7 +601,7 @@ async def test_my_chat_member_reaches_a_handler(api: FakeBotAPI, bot: Bot) -> No
         if event.new_chat_member.status == "member":
             await bot.send_message(event.chat.id, "Hello, group!")
 
-    async with polling(dp, bot):
+    async with dispatching(dp, bot):
         api.push_my_chat_member(GROUP, title="Analysts", by_user_id=55, language_code="ru")
         [greeting] = await api.wait_for_sent(1, chat_id=GROUP, timeout=WAIT)
         api.push_my_chat_member(GROUP, old_status="member", new_status="kicked")
@@ -830,6 +813,6 @@ async def test_say_returns_a_photo_caption(api: FakeBotAPI, bot: Bot) -> None:
     async def chart(message: Message) -> None:
         await message.answer_photo(BufferedInputFile(png(2, 2), "c.png"), caption="Chart")
 
-    async with polling(dp, bot):
+    async with dispatching(dp, bot):
         assert await api.say(USER, "/chart") == "Chart"
     assert api.sent[-1].method == "sendPhoto"

@@ -141,7 +141,10 @@ class _Words:
             for first in view.occurrences(sequence[0]):
                 if length == 1 or (
                     first + length <= len(norms)
-                    and all(view.has(first + k, sequence[k]) for k in range(1, length))
+                    and all(
+                        norms[first + k] in sequence[k] or view.has(first + k, sequence[k])
+                        for k in range(1, length)
+                    )
                 ):
                     found.append((first, length))
         view.memo[self] = found
