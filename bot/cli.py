@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="send every subscriber with matches their digest at once",
     )
+    digest.add_argument(
+        "--chat",
+        type=int,
+        metavar="ID",
+        help="only this chat's digest (its chat id, as /stats or the logs show it)",
+    )
     commands.add_parser("demo", help="run the pipeline offline on bundled sample posts")
     commands.add_parser(
         "login", help="log the Telegram user account in once (phone, code, 2FA); writes TG_SESSION"
@@ -169,7 +175,7 @@ async def _login(settings: Settings) -> int:
     return 0
 
 
-async def _digest_now(settings: Settings, redact: Redactor) -> int:
+async def _digest_now(settings: Settings, redact: Redactor, chat_id: int | None) -> int:
     """Queue every digest now and send them, or leave the sending to a running service."""
     from bot.app import make_bot
     from bot.delivery.outbox import OutboxWorker
@@ -183,9 +189,9 @@ async def _digest_now(settings: Settings, redact: Redactor) -> int:
         # The service is running: it owns the outbox. Queue only; it sends within seconds.
         storage = await Storage.open(settings.dozor_db, redact=redact)
         try:
-            now = datetime.now(UTC)
+            now = await storage.write_barrier()
             count = await queue_digests(
-                storage, now, settings.digest_time, settings.tz, force=True
+                storage, now, settings.digest_time, settings.tz, force=True, chat_id=chat_id
             )
         finally:
             await storage.close()
@@ -193,8 +199,10 @@ async def _digest_now(settings: Settings, redact: Redactor) -> int:
         return 0
     bot = make_bot(settings)
     try:
-        now = datetime.now(UTC)
-        count = await queue_digests(storage, now, settings.digest_time, settings.tz, force=True)
+        now = await storage.write_barrier()
+        count = await queue_digests(
+            storage, now, settings.digest_time, settings.tz, force=True, chat_id=chat_id
+        )
         print(f"queued {count} digest(s)")
         worker = OutboxWorker(storage, TelegramSender(bot), settings.tz, asyncio.Event())
         loop = asyncio.get_running_loop()
@@ -268,7 +276,7 @@ def _run_command(args: argparse.Namespace, settings: Settings, redact: Redactor)
         from bot.app import run_service
 
         return asyncio.run(run_service(settings, redact))
-    return asyncio.run(_digest_now(settings, redact))
+    return asyncio.run(_digest_now(settings, redact, args.chat))
 
 
 if __name__ == "__main__":

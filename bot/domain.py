@@ -125,6 +125,9 @@ class Subscriber:
     quiet_end: str | None = None  # ... to here, every day
     link_previews: bool = False
     introduced_at: datetime | None = None  # when the bot introduced itself in a group
+    next_digest_at: datetime | None = None  # when the next digest is due; None: work it out
+    digest_quiet_days: bool = False  # a digest saying "nothing matched" on quiet days
+    digest_chart: bool = True  # the 14-day trend chart with the digest
 
 
 # What a subscription sends: instant alerts and the digest, alerts only, or the digest only.

@@ -8,11 +8,12 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from bot.domain import Post, Subscription, clean_text, clean_title
+from bot.domain import Post, Span, Subscription, clean_text, clean_title
 from bot.matching import Hit, QueryIndex
+from bot.matching.index import PostView
 from bot.storage import SaveResult, Storage
 from bot.storage.sqlite import MatchRecord
 
@@ -81,6 +82,11 @@ class Matcher:
         """`find` on the caller's thread (tools and tests; the service uses `find`)."""
         return self._index.match(text)
 
+    def spans_of(self, query: str, view: PostView) -> list[Span] | None:
+        """`QueryIndex.spans_of` on the caller's thread (the digest's bold words; the
+        compiled queries are only read, never changed, here)."""
+        return self._index.spans_of(query, view)
+
     def close(self) -> None:
         self._thread.shutdown(wait=False, cancel_futures=True)
 
@@ -88,13 +94,27 @@ class Matcher:
         return len(self._index)
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Ingest:
     """Stores posts and queues alerts; wakes the outbox worker when there is something to send."""
 
-    def __init__(self, storage: Storage, matcher: Matcher, outbox_ready: asyncio.Event) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        matcher: Matcher,
+        outbox_ready: asyncio.Event,
+        *,
+        retention: timedelta | None = None,
+    ) -> None:
+        """`retention` is RETENTION_DAYS: a post older than that which is not stored was
+        pruned (or never kept); read again (an edit of an old post), it alerts no one."""
         self._storage = storage
         self._matcher = matcher
         self._outbox_ready = outbox_ready
+        self._retention = retention
 
     async def handle(
         self,
@@ -110,6 +130,8 @@ class Ingest:
             post, text=clean_text(post.text), channel_title=clean_title(post.channel_title)
         )
         existing = await self._storage.get_post(post.source, post.channel, post.post_id)
+        if existing is None and self._retention and post.date < _now() - self._retention:
+            alert = False  # pruned long ago: an edit of it is not news
         hits: list[Hit] = []
         if alert and (existing is None or existing.post.text != post.text):
             hits = await self._matcher.find(post.text)

@@ -165,12 +165,37 @@ async def test_a_burst_for_one_subscriber_is_one_message(
     assert await storage.outbox_counts() == {"pending": 0, "sent": 6, "failed": 0}
 
 
+async def test_reposts_waiting_together_go_out_as_one_alert_naming_the_other_sources(
+    storage: Storage, api: FakeBotAPI, bot: Bot
+) -> None:
+    news = (
+        "Минобороны сообщило о боевом дежурстве комплекса Oreshnik в Беларуси."
+        " Первые пусковые установки прибыли в расположение части в конце ноября."
+    )
+    await _alert(storage, 7, "1", news)
+    await _alert(storage, 7, "2", f"⚡️ {news}\n\nПодписаться: @milinfolive")
+    await _alert(storage, 7, "3", f"{news} https://t.me/rybar/123")
+    await _alert(storage, 7, "4", "Oreshnik: an analysis of the launcher's range, in detail.")
+    for post_id, title in (("2", "Военный Осведомитель"), ("3", "Рыбарь")):
+        async with storage._transaction() as db:
+            await db.execute(
+                "UPDATE posts SET channel_title = ? WHERE post_id = ?", (title, post_id)
+            )
+    assert await _worker(storage, bot).send_due() == 4
+    (message,) = api.sent_to(7)
+    assert "2 new matches" in message.text  # the story once, and the other post
+    assert "also in Военный Осведомитель, Рыбарь" in message.text
+    assert _links(message.text) == ["1", "4"]
+    assert await storage.outbox_counts() == {"pending": 0, "sent": 4, "failed": 0}
+
+
 async def test_long_bursts_are_cut_into_messages_within_the_limit(
     storage: Storage, api: FakeBotAPI, bot: Bot
 ) -> None:
-    long_text = "Oreshnik " + "🚀 очень длинный <пост> & текст " * 140  # ~4,300 characters
     for number in range(1, 31):
-        await _alert(storage, 7, str(number), long_text)
+        # ~4,300 characters each, and each a different post (the same text would fold).
+        words = " ".join(f"🚀 пост{number}x{i} <тег> & текст" for i in range(140))
+        await _alert(storage, 7, str(number), f"Oreshnik {words}")
     assert await _worker(storage, bot).send_due() == 30
     messages = api.sent_to(7)
     assert len(messages) > 1
@@ -333,3 +358,36 @@ async def test_an_alert_behind_a_postponed_one_waits_with_it_and_a_digest_does_n
     assert await _worker(storage, bot).send_due() == 1
     assert [m.text for m in api.sent_to(7)] == ["<b>Digest</b> one"]
     assert await storage.outbox_counts() == {"pending": 2, "sent": 1, "failed": 0}
+
+
+async def test_a_digest_chart_goes_out_as_a_photo_after_the_digest(
+    storage: Storage, api: FakeBotAPI, bot: Bot
+) -> None:
+    from datetime import date
+
+    from bot.chart import ChartData, Series
+    from bot.digest import chart_payload
+    from bot.i18n import Catalog
+    from bot.storage import QueuedDigest
+
+    t = Catalog(strict=True).texts("en")
+    days = tuple(date(2026, 11, 15) + timedelta(days=n) for n in range(14))
+    data = ChartData(days, (Series("Oreshnik", tuple(range(14))),))
+    chart = chart_payload(data, t, caption="📈 the caption")
+    await storage.upsert_subscriber(7, "user")
+    await storage.upsert_subscriber(8, "user")
+    await storage.queue_digests(
+        [
+            QueuedDigest(7, ("<b>Digest</b> one",), NOW, chart),
+            QueuedDigest(8, ("<b>Digest</b> two",), NOW, '{"days": "not a chart"}'),
+        ]
+    )
+    assert await _worker(storage, bot).send_due() == 3
+    text, photo = api.sent_to(7)
+    assert text.text == "<b>Digest</b> one"
+    assert (photo.method.lower(), photo.caption) == ("sendphoto", "📈 the caption")
+    assert photo.file is not None
+    assert photo.file.startswith(b"\x89PNG")
+    # Chart data that cannot be read is set aside, never retried; the digest itself went.
+    assert [m.text for m in api.sent_to(8)] == ["<b>Digest</b> two"]
+    assert await storage.outbox_counts() == {"pending": 0, "sent": 3, "failed": 1}

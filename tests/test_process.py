@@ -262,7 +262,7 @@ async def test_digest_now_sends_each_subscriber_with_matches(
     texts = [m.text for m in api.sent_to(USER)]
     digest = next(t for t in texts if "Digest" in t)
     assert "1 matched post" in digest
-    assert "Oreshnik &amp; &lt;co&gt;" in digest
+    assert "<b>Oreshnik</b> &amp; &lt;co&gt;" in digest
     assert api.sent_to(USER + 1) == []  # no matches, no digest
 
 

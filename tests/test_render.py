@@ -578,3 +578,19 @@ def test_media_are_counted_in_the_chats_language(count: int, english: str, russi
         assert (
             _header(shown).splitlines()[1] == f"ch · {t.date(DATE, 'd MMM')} 06:30 UTC · {words}"
         )
+
+
+def test_an_excerpt_is_one_line_around_the_first_match_with_matches_in_bold() -> None:
+    from bot.delivery.render import excerpt
+
+    text = "Intro line.\n\n   " + "filler words here " * 40 + "the <Oreshnik> & co\n" + "x " * 300
+    start = text.index("Oreshnik")
+    shown = excerpt(text, [Span(start, start + 8)], 120)
+    assert "\n" not in shown
+    assert shown.startswith("…")
+    assert shown.endswith("…")
+    assert "the &lt;<b>Oreshnik</b>&gt; &amp; co" in shown
+    assert html_length(shown) <= 120
+    # No match: the post's beginning; a short post whole; whitespace folded everywhere.
+    assert excerpt("  a\n\nb   c  ", [], 120) == "a b c"
+    assert excerpt("Oreshnik " * 100, [], 50).startswith("Oreshnik Oreshnik")

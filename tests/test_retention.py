@@ -345,3 +345,23 @@ async def test_a_failed_run_is_logged_and_the_next_one_finishes(
 
     await storage._db.execute("PRAGMA query_only = OFF")
     assert await prune_expired(storage, DAYS, now) == Pruned(posts=1)
+
+
+async def test_an_edit_of_a_pruned_post_is_stored_without_alerting_again(
+    storage: Storage,
+) -> None:
+    # A post older than RETENTION_DAYS that is not stored was pruned: read again (its
+    # channel edited it), it is kept quietly, not taken for news; a recent one still alerts.
+    from bot.ingest import Ingest, Matcher
+
+    await _subscribe(storage, 1)
+    matcher = Matcher(storage)
+    await matcher.refresh()
+    ingest = Ingest(storage, matcher, asyncio.Event(), retention=timedelta(days=DAYS))
+    now = datetime.now(UTC)
+    old = await ingest.handle(_post("1", now - timedelta(days=DAYS + 5), "Oreshnik, edited"))
+    recent = await ingest.handle(_post("2", now - timedelta(days=DAYS - 5), "Oreshnik again"))
+    assert (old.created, old.alerts_queued) == (True, 0)
+    assert (recent.created, recent.alerts_queued) == (True, 1)
+    without = Ingest(storage, matcher, asyncio.Event())  # keep forever: the rule is off
+    assert (await without.handle(_post("3", now - timedelta(days=400)))).alerts_queued == 1

@@ -32,11 +32,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from bot.delivery.chats import chat_texts, chat_zone, held_until
+from bot.delivery.photos import BadChart, draw_chart_async
 from bot.delivery.render import MAX_BATCH, AlertParts, render_alerts
 from bot.delivery.sender import Sender, SendResult
 from bot.domain import Subscriber
+from bot.folding import fold
 from bot.i18n import Argument, Catalog, Notify, Texts
-from bot.storage import PendingMessage, Storage
+from bot.storage import MEDIA_CHART, PendingMessage, Storage
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +101,27 @@ def next_message(
         if row.kind != "alert" or row.post is None:
             break
         alerts.append(row)
-    parts = [AlertParts(row.post, row.queries, row.spans) for row in alerts if row.post]
+    # Alerts waiting together that tell one story (reposts, the same news from several
+    # channels) go out as one, naming the other sources.
+    stories = fold(
+        alerts,
+        key=lambda row: row.post.id if row.post else row.id,
+        text=lambda row: row.post.post.text if row.post else "",
+        when=lambda row: row.post.post.date if row.post else _utc_now(),
+    )
+    parts = [
+        AlertParts(
+            story.lead.post,
+            tuple(dict.fromkeys(q for row in (story.lead, *story.others) for q in row.queries)),
+            story.lead.spans,
+            tuple(row.post for row in story.others if row.post),
+        )
+        for story in stories
+        if story.lead.post
+    ]
     text, used = render_alerts(parts, t, tz)
-    return text, alerts[:used]
+    carried = [row for story in stories[:used] for row in (story.lead, *story.others)]
+    return text, sorted(carried, key=lambda row: row.id)
 
 
 class OutboxWorker:
@@ -247,7 +267,9 @@ class OutboxWorker:
                 return await self._hold(chat_id, view.held_until, carried)
             batch = self._batch and rows[0].id not in self._alone
             text, carried = next_message(rows, view.texts, view.tz, batch=batch)
-            if not text.strip():
+            if carried[0].media == MEDIA_CHART:
+                result = await self._send_chart(chat_id, text)
+            elif not text.strip():
                 result = SendResult("rejected", NOTHING_TO_SEND)
             else:
                 previews = view.previews and carried[0].kind == "alert"
@@ -262,6 +284,13 @@ class OutboxWorker:
             return len(carried) if result.status == "sent" else 0
         self._record_failures = 0
         return accepted
+
+    async def _send_chart(self, chat_id: int, payload: str) -> SendResult:
+        try:
+            png, caption = await draw_chart_async(payload)
+        except BadChart as exc:
+            return SendResult("rejected", str(exc))
+        return await self._sender.send_photo(chat_id, png, caption)
 
     async def _hold(self, chat_id: int, until: datetime, carried: list[PendingMessage]) -> int:
         """The chat is muted or quiet: postpone all its alerts to `until`, counting no

@@ -3,6 +3,7 @@ in the chat's language and time zone (the chrome's words come from `alerts.ftl`)
 
 from __future__ import annotations
 
+import bisect
 import html
 import re
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ MIN_EXCERPT = 80  # characters of the post an alert shows however tight the spac
 MIN_BATCHED_ALERT = 500  # a burst is cut into messages rather than alerts below this size
 MAX_BATCH = 20  # alerts in one message at most
 SEPARATOR = "\n\n— — —\n\n"
+ALSO_NAMES = 3  # sources named in "also in …" before "+N"
 _TAG = re.compile(r"<[^>]*>")
 
 
@@ -30,6 +32,7 @@ class AlertParts:
     post: StoredPost
     queries: Sequence[str]
     spans: Sequence[Span]
+    others: Sequence[StoredPost] = ()  # other posts telling the same story (folded into it)
 
 
 def visible_length(text: str) -> int:
@@ -67,6 +70,62 @@ def highlight(text: str, spans: Sequence[Span]) -> str:
     return "".join(parts)
 
 
+def excerpt(text: str, spans: Sequence[Span], limit: int) -> str:
+    """One line of the post as HTML: whitespace folded, at most `limit` UTF-16 units of it
+    around the first matched word (a third of the room before it), matches in bold, an
+    ellipsis where it was cut."""
+    ordered = sorted((s for s in spans if s.end > s.start), key=lambda s: s.start)
+    # Only the stretch of the post that can be shown is worked on (posts may be long).
+    first = ordered[0].start if ordered else 0
+    low = max(0, first - limit)
+    high = min(len(text), first + 2 * limit)
+    if low:  # start at a word
+        gap = re.search(r"\s", text[low:first])
+        low = low + gap.end() if gap else first
+    region = text[low:high]
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", region)]
+    starts = [start for start, _ in words]
+    placed: list[int] = []  # where each word starts in the folded line
+    size = 0
+    for start, end in words:
+        placed.append(size)
+        size += end - start + 1
+    line = " ".join(region[start:end] for start, end in words)
+
+    def moved(offset: int) -> int:
+        """Where a character of `region` lands in `line`."""
+        index = bisect.bisect_right(starts, offset) - 1
+        if index < 0:
+            return 0
+        start, end = words[index]
+        return placed[index] + min(offset, end) - start
+
+    shifted = [
+        Span(moved(s.start - low), moved(min(s.end, high) - low))
+        for s in ordered
+        if low <= s.start < high
+    ]
+    start = 0
+    if shifted and visible_length(line[: shifted[-1].end]) > limit:
+        start = max(0, shifted[0].start - limit // 3)
+        space = line.find(" ", start)
+        if start and 0 <= space < shifted[0].start:
+            start = space + 1
+    lead = ELLIPSIS if start or low else ""
+    rest = line[start:]
+    shown = shorten(rest, limit - visible_length(lead))
+    if shown == rest and text[high:].strip():  # the region ended before the post did
+        shown = shorten(rest, limit - visible_length(lead) - 1)
+        shown += "" if shown.endswith(ELLIPSIS) else ELLIPSIS
+    cut = len(shown) - (len(ELLIPSIS) if shown != rest else 0)
+    inside = [
+        Span(s.start - start, min(s.end - start, cut))
+        for s in shifted
+        if s.start >= start and s.start - start < cut
+    ]
+    return html.escape(lead, quote=False) + highlight(shown, inside)
+
+
 def safe_link(url: str | None) -> str | None:
     """Only http(s) links become clickable; anything else is dropped."""
     if url and url.startswith(("https://", "http://")) and len(url) <= 2048:
@@ -80,6 +139,19 @@ def source_name(post: StoredPost) -> str:
     return post.post.channel_title or post.post.channel
 
 
+def also_line(lead: StoredPost, others: Sequence[StoredPost], t: Texts) -> str:
+    """`also in Rybar, @milinfolive, +3` (the other sources telling the story, HTML), or
+    `+2 similar posts` when they came from the lead's own source."""
+    lead_name = source_name(lead)
+    names = [
+        name for name in dict.fromkeys(source_name(post) for post in others) if name != lead_name
+    ]
+    if not names:
+        return t("also-similar", count=len(others))
+    shown = ", ".join(html.escape(name[:60], quote=False) for name in names[:ALSO_NAMES])
+    return t("also-in", names=shown, more=len(others) - min(len(names), ALSO_NAMES))
+
+
 def render_alert(
     post: StoredPost,
     queries: Sequence[str],
@@ -88,6 +160,7 @@ def render_alert(
     tz: tzinfo,
     *,
     limit: int = MAX_MESSAGE,
+    others: Sequence[StoredPost] = (),
 ) -> str:
     """One alert in the chat's language and zone: the queries that matched, which source
     and when, the post with matches in bold, and its link; at most `limit` characters as
@@ -105,6 +178,8 @@ def render_alert(
     if post.deleted:
         where.append(t("alert-deleted"))
     header = f"🔔 <b>{html.escape(names, quote=False)}</b>\n{' · '.join(where)}"
+    if others:
+        header += f"\n↪ {also_line(post, others, t)}"
     link = safe_link(post.post.url)
     footer = f'\n\n<a href="{link}">{t("alert-open")}</a>' if link else ""
     budget = limit - html_length(header) - html_length(footer) - 2
@@ -139,11 +214,14 @@ def render_alerts(alerts: Sequence[AlertParts], t: Texts, tz: tzinfo) -> tuple[s
     while True:
         if count == 1:
             first = alerts[0]
-            return render_alert(first.post, first.queries, first.spans, t, tz), 1
+            text = render_alert(first.post, first.queries, first.spans, t, tz, others=first.others)
+            return text, 1
         title = t("alert-title", count=count)
         share = (MAX_MESSAGE - html_length(title) - visible_length(SEPARATOR) * count) // count
         parts = [
-            render_alert(alert.post, alert.queries, alert.spans, t, tz, limit=share)
+            render_alert(
+                alert.post, alert.queries, alert.spans, t, tz, limit=share, others=alert.others
+            )
             for alert in alerts[:count]
         ]
         text = f"<b>{title}</b>" + "".join(SEPARATOR + part for part in parts)

@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -44,7 +44,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import Response, SendChatAction, TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import LinkPreviewOptions
+from aiogram.types import BufferedInputFile, LinkPreviewOptions
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ PRUNE_STEPS = 2  # idle chats looked at per slot granted (more than are created 
 # at least a quarter of the pace (about 7/s) however many chats flood the bot with commands.
 REPLY_RUN = 3
 SEND_TIMEOUT = 30  # seconds for one Bot API call
+MAX_CAPTION = 1024  # characters Telegram allows in a photo's caption
 FLOOD_WINDOW = 5.0  # 429s for two different chats this close together: the bot as a whole
 REPLY_RETRY_LIMIT = 30  # a reply told to wait longer than this is not retried
 TRANSIENT_PAUSE_AFTER = 3  # consecutive network/5xx failures before everything pauses
@@ -111,9 +112,12 @@ class SendResult:
 
 
 class Sender(Protocol):
-    """Delivers one HTML message to one chat, with a preview of its first link or not."""
+    """Delivers one HTML message to one chat, with a preview of its first link or not, or
+    one picture with a caption (plain text)."""
 
     async def send(self, chat_id: int, html: str, *, previews: bool = False) -> SendResult: ...
+
+    async def send_photo(self, chat_id: int, png: bytes, caption: str) -> SendResult: ...
 
 
 @dataclass(slots=True)
@@ -505,15 +509,32 @@ class TelegramSender:
     async def send(self, chat_id: int, html: str, *, previews: bool = False) -> SendResult:
         """Send one message; `previews` lets Telegram show a preview of its first link (a
         chat's choice for its alerts; off by default, as digests hold many links)."""
-        token = _priority.set(Priority.BULK)
-        try:
-            await self._bot.send_message(
+        return await self._attempt(
+            self._bot.send_message(
                 chat_id,
                 html,
                 parse_mode="HTML",
                 link_preview_options=LinkPreviewOptions(is_disabled=not previews),
                 request_timeout=self._timeout,
             )
+        )
+
+    async def send_photo(self, chat_id: int, png: bytes, caption: str) -> SendResult:
+        """Send one PNG with a plain-text caption (at most 1024 characters)."""
+        return await self._attempt(
+            self._bot.send_photo(
+                chat_id,
+                BufferedInputFile(png, filename="chart.png"),
+                caption=caption[:MAX_CAPTION],
+                parse_mode=None,
+                request_timeout=self._timeout,
+            )
+        )
+
+    async def _attempt(self, request: Awaitable[object]) -> SendResult:
+        token = _priority.set(Priority.BULK)
+        try:
+            await request
         except TelegramRetryAfter as exc:  # the pacer already holds the chat
             return SendResult("retry", exc.message, float(exc.retry_after))
         except TelegramForbiddenError as exc:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import TextIO
 
 from bot.delivery.sender import SendResult
@@ -59,6 +61,7 @@ class TerminalSender:
         self._names = names
         self._stream = stream or sys.stdout
         self.sent: list[tuple[int, str]] = []
+        self.photos: list[tuple[int, bytes, str]] = []
 
     async def send(self, chat_id: int, html: str, *, previews: bool = False) -> SendResult:
         styled = self._stream.isatty()
@@ -68,4 +71,14 @@ class TerminalSender:
         self._stream.write(f"\n{rule}\n✉  to {name} (chat {chat_id})\n{rule}\n{body}\n")
         self._stream.flush()
         self.sent.append((chat_id, html))
+        return SendResult("sent")
+
+    async def send_photo(self, chat_id: int, png: bytes, caption: str) -> SendResult:
+        """Saves the picture in the temporary folder and prints where."""
+        name = self._names.get(chat_id, str(chat_id))
+        path = Path(tempfile.gettempdir()) / f"dozor-chart-{chat_id}.png"
+        path.write_bytes(png)
+        self._stream.write(f"\n🖼  to {name} (chat {chat_id}): {caption}\n   saved as {path}\n")
+        self._stream.flush()
+        self.photos.append((chat_id, png, caption))
         return SendResult("sent")

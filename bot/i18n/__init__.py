@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from babel.dates import format_datetime
+from babel.dates import format_datetime, format_interval, format_skeleton
 from fluent.runtime import FluentBundle, FluentResource
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,13 @@ class Texts:
 
     def has(self, key: str) -> bool:
         return bool(self._bundle.has_message(key))
+
+    def interval(self, start: date, end: date) -> str:
+        """Two dates as a range in this language (`27–28 ноября`, `November 27 – 28`); one
+        date when they are the same day."""
+        if start == end:
+            return str(format_skeleton("MMMMd", start, locale=self.language))
+        return str(format_interval(start, end, "MMMMd", locale=self.language))
 
     def date(self, moment: datetime, pattern: str) -> str:
         """A date or time in this language (`d MMMM` → `28 ноября`), a CLDR pattern."""

@@ -709,6 +709,14 @@ class QueryIndex:
                     matched.add(query)
         return MatchSet(view, matched, self._entries)
 
+    def spans_of(self, query: str, view: PostView) -> list[Span] | None:
+        """The words of an indexed query (its text as saved) in a post read with `view`:
+        [] when it does not match, None when no subscription has that query now."""
+        entry = self._entries.get(query)
+        if entry is None:
+            return None
+        return _ordered(entry.root.evaluate(view) or [])
+
     def candidates(self, view: PostView) -> set[str]:
         """Queries filed under an atom present in the post (for tests and diagnostics)."""
         present = self.present_atoms(view)
@@ -758,6 +766,11 @@ class QueryMatcher:
     def spans(self, text: str) -> list[Span] | None:
         """Spans of the matched words, or None when the text does not match."""
         result = self._root.evaluate(PostView(text, self._tokenizer))
+        return None if result is None else _ordered(result)
+
+    def spans_in(self, view: PostView) -> list[Span] | None:
+        """`spans` on a text already read into words (one `PostView` for many queries)."""
+        result = self._root.evaluate(view)
         return None if result is None else _ordered(result)
 
     def matches(self, text: str) -> bool:

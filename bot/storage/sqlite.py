@@ -13,12 +13,21 @@ import itertools
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
@@ -38,6 +47,7 @@ from bot.redact import Redactor
 from bot.storage.lock import ProcessLock, StorageError, unusable_database
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def _ts(moment: datetime) -> str:
@@ -85,6 +95,27 @@ class PendingMessage:
     queries: tuple[str, ...]
     spans: tuple[Span, ...]
     text: str | None
+    media: str | None = None  # MEDIA_CHART: `text` holds the chart's data, sent as a photo
+
+
+# A zone's UTC offsets over a chart's days, in minutes: before, the moment they changed
+# (None: they did not), after.
+ZoneShift = tuple[int, datetime | None, int]
+MEDIA_CHART = "chart"  # an outbox row whose text is a chart's data, sent as a photo
+_CHATS_PER_READ = 100  # chats per digest read (a few parameters each, well within SQLite's)
+_ROWS_PER_TURN = 100  # rows turned into objects before the event loop gets a turn
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedDigest:
+    """One chat's digest to queue: its messages, the chart's data (JSON) if any, the end of
+    the period it covers (the chat's new digest mark) and when the next one is due."""
+
+    chat_id: int
+    parts: tuple[str, ...]
+    until: datetime
+    chart: str | None = None
+    next_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,8 +470,9 @@ class Storage:
         Reading the same post again changes nothing. A changed text is stored as an edit; only
         subscribers who had no match on this post before get an alert for it.
         """
-        now = _ts(_now())
         async with self._transaction() as db:
+            # Stamped once the write lock is held: see `write_barrier`.
+            now = _ts(_now())
             row = await self._one(
                 "SELECT id, text FROM posts WHERE source = ? AND channel = ? AND post_id = ?",
                 (post.source, post.channel, post.post_id),
@@ -699,6 +731,8 @@ class Storage:
         if settings:
             columns = ", ".join(f"{name} = ?" for name in settings)
             values = [_column_value(value) for value in settings.values()]
+            if _DIGEST_SCHEDULE & set(settings):
+                columns += ", next_digest_at = ''"
             async with self._transaction() as db:
                 await db.execute(
                     f"UPDATE subscribers SET {columns} WHERE chat_id = ?", (*values, chat_id)
@@ -1136,37 +1170,171 @@ class Storage:
 
     # --- digests -------------------------------------------------------------------------
 
+    async def due_for_digest(
+        self, now: datetime, limit: int, *, after: tuple[datetime | None, int] | None = None
+    ) -> list[Subscriber]:
+        """Active chats whose next digest is due by `now`, or not yet worked out (one range
+        read of the `subscribers_next_digest` index), the longest-due first; `after` (the
+        last chat's next digest time and id) reads the next page."""
+        start = "" if after is None or after[0] is None else _ts(after[0])
+        last_chat = -(2**63) if after is None else after[1]
+        rows = await self._all(
+            "SELECT * FROM subscribers WHERE active = 1 AND next_digest_at <= ?"
+            " AND next_digest_at >= ? AND (next_digest_at, chat_id) > (?, ?)"
+            " ORDER BY next_digest_at, chat_id LIMIT ?",
+            (_ts(now), start, start, last_chat, limit),
+        )
+        return [_subscriber(row) for row in rows]
+
+    async def schedule_digests(self, schedule: Collection[tuple[int, datetime]]) -> None:
+        """Store when each chat's next digest is due (chat id, moment)."""
+        if not schedule:
+            return
+        async with self._transaction() as db:
+            await db.executemany(
+                "UPDATE subscribers SET next_digest_at = ? WHERE chat_id = ?",
+                [(_ts(at), chat_id) for chat_id, at in schedule],
+            )
+
+    async def reschedule_all_digests(self) -> None:
+        """Have every chat's next digest worked out again (at start: the service's digest
+        time or zone may have changed since the due times were stored)."""
+        async with self._transaction() as db:
+            await db.execute("UPDATE subscribers SET next_digest_at = '' WHERE active = 1")
+
     async def digest_entries(
         self, chat_id: int, since: datetime, until: datetime
     ) -> list[DigestEntry]:
         """Posts matched for a chat in (since, until], oldest first, with the queries matched."""
-        rows = await self._all(
-            "SELECT posts.*, json_group_array(matches.query) AS queries FROM matches"
-            " JOIN posts ON posts.id = matches.post_id"
-            " LEFT JOIN subscriptions ON subscriptions.id = matches.subscription_id"
-            " WHERE matches.chat_id = ? AND matches.created_at > ? AND matches.created_at <= ?"
-            " AND COALESCE(subscriptions.mode, 'both') != 'instant'"
-            " GROUP BY posts.id ORDER BY posts.date, posts.id",
-            (chat_id, _ts(since), _ts(until)),
-        )
-        return [
-            DigestEntry(_stored_post(row), tuple(dict.fromkeys(json.loads(row["queries"]))))
-            for row in rows
-        ]
+        return (await self.digest_entries_of({chat_id: since}, until)).get(chat_id, [])
+
+    async def digest_entries_of(
+        self, since: Mapping[int, datetime], until: datetime
+    ) -> dict[int, list[DigestEntry]]:
+        """For many chats at once (chat id → the start of its period), the posts matched in
+        (since, until], oldest first, each with the queries that matched it in the order
+        the chat saved them; queries in instant-alerts-only mode are left out."""
+        found: dict[int, list[DigestEntry]] = {}
+        posts: dict[int, StoredPost] = {}  # one object per post, shared by every chat
+        for chunk in _chunks(sorted(since.items()), _CHATS_PER_READ):
+            rows = await self._all(
+                f"WITH due (chat_id, since) AS (VALUES {_pairs(len(chunk))})"
+                " SELECT due.chat_id AS due_chat, posts.*,"
+                " json_group_array(json_array(matches.subscription_id, matches.query))"
+                " AS queries FROM due"
+                " JOIN matches ON matches.chat_id = due.chat_id"
+                " AND matches.created_at > due.since AND matches.created_at <= ?"
+                " JOIN posts ON posts.id = matches.post_id"
+                " LEFT JOIN subscriptions ON subscriptions.id = matches.subscription_id"
+                " WHERE COALESCE(subscriptions.mode, 'both') != 'instant'"
+                " GROUP BY due.chat_id, posts.id ORDER BY due.chat_id, posts.date, posts.id",
+                (*[value for chat_id, at in chunk for value in (chat_id, _ts(at))], _ts(until)),
+            )
+            for number, row in enumerate(rows):
+                if number % _ROWS_PER_TURN == _ROWS_PER_TURN - 1:
+                    await asyncio.sleep(0)  # thousands of rows: the event loop gets turns
+                pairs = sorted((int(n), str(query)) for n, query in json.loads(row["queries"]))
+                queries = tuple(dict.fromkeys(query for _, query in pairs))
+                post_id = int(row["id"])
+                post = posts.get(post_id)
+                if post is None:
+                    post = posts[post_id] = _stored_post(row)
+                found.setdefault(int(row["due_chat"]), []).append(DigestEntry(post, queries))
+        return found
+
+    async def mention_counts(
+        self,
+        shifts: Mapping[int, ZoneShift],
+        since: datetime,
+        until: datetime,
+        *,
+        digest_queries: bool = False,
+    ) -> dict[int, dict[str, dict[date, int]]]:
+        """Posts per local day per query for many chats (chat id → its zone's UTC offsets,
+        as `bot.digest.zone_shift` gives them), counted by the post's date, for the chat's
+        current queries (only those that go into the digest, with `digest_queries`) matched
+        in [since, until)."""
+        counts: dict[int, dict[str, dict[date, int]]] = {}
+        mode = " AND subscriptions.mode != 'instant'" if digest_queries else ""
+        for chunk in _chunks(sorted(shifts.items()), _CHATS_PER_READ):
+            values: list[object] = []
+            for chat_id, (before, change, after) in chunk:
+                values += [
+                    chat_id,
+                    f"{before:+d} minutes",
+                    _ts(change) if change else "",
+                    f"{after:+d} minutes",
+                ]
+            rows = await self._all(
+                "WITH due (chat_id, before, change, after) AS"
+                f" (VALUES {', '.join(['(?, ?, ?, ?)'] * len(chunk))})"
+                " SELECT due.chat_id AS chat_id, matches.query AS query,"
+                " date(posts.date, CASE WHEN posts.date < due.change THEN due.before"
+                " ELSE due.after END) AS day, COUNT(DISTINCT posts.id) AS n FROM due"
+                " JOIN matches ON matches.chat_id = due.chat_id"
+                " AND matches.created_at >= ? AND matches.created_at < ?"
+                " JOIN subscriptions ON subscriptions.chat_id = matches.chat_id"
+                f" AND subscriptions.query = matches.query{mode}"
+                " JOIN posts ON posts.id = matches.post_id"
+                " GROUP BY due.chat_id, matches.query, day",
+                (*values, _ts(since), _ts(until)),
+            )
+            for number, row in enumerate(rows):
+                if number % _ROWS_PER_TURN == _ROWS_PER_TURN - 1:
+                    await asyncio.sleep(0)
+                day = date.fromisoformat(row["day"])
+                per_query = counts.setdefault(int(row["chat_id"]), {})
+                per_query.setdefault(row["query"], {})[day] = int(row["n"])
+        return counts
+
+    async def write_barrier(self) -> datetime:
+        """The time now, taken while no write is in progress (here or in another process):
+        every match stamped before it is committed, every later one is stamped after it —
+        the end of a digest's period, so that no match falls between two digests."""
+        async with self._transaction():
+            return _now()
+
+    async def query_order(self, chat_ids: Sequence[int]) -> dict[int, list[str]]:
+        """Each chat's queries in the order it saved them."""
+        order: dict[int, list[str]] = {}
+        for chunk in _chunks(sorted(set(chat_ids)), _CHATS_PER_READ * 2):
+            rows = await self._all(
+                "SELECT chat_id, query FROM subscriptions"
+                f" WHERE chat_id IN ({', '.join('?' * len(chunk))}) ORDER BY chat_id, id",
+                chunk,
+            )
+            for row in rows:
+                order.setdefault(int(row["chat_id"]), []).append(row["query"])
+        return order
 
     async def queue_digest(self, chat_id: int, parts: Sequence[str], until: datetime) -> None:
         """Queue a digest's messages and move the chat's digest mark, in one transaction."""
+        await self.queue_digests([QueuedDigest(chat_id, tuple(parts), until)])
+
+    async def queue_digests(self, digests: Sequence[QueuedDigest]) -> None:
+        """Queue many chats' digests (their messages, then the chart) and move each chat's
+        digest mark and next due time, in one transaction."""
+        if not digests:
+            return
         now = _ts(_now())
+        rows: list[tuple[object, ...]] = []
+        for digest in digests:
+            rows.extend((digest.chat_id, part, None, now, now) for part in digest.parts)
+            if digest.chart is not None:
+                rows.append((digest.chat_id, digest.chart, MEDIA_CHART, now, now))
         async with self._transaction() as db:
-            for part in parts:
-                await db.execute(
-                    "INSERT INTO outbox (kind, chat_id, text, created_at, next_attempt_at)"
-                    " VALUES ('digest', ?, ?, ?, ?)",
-                    (chat_id, part, now, now),
-                )
-            await db.execute(
-                "UPDATE subscribers SET last_digest_at = ? WHERE chat_id = ?",
-                (_ts(until), chat_id),
+            await db.executemany(
+                "INSERT INTO outbox (kind, chat_id, text, media, created_at, next_attempt_at)"
+                " VALUES ('digest', ?, ?, ?, ?, ?)",
+                rows,
+            )
+            await db.executemany(
+                "UPDATE subscribers SET last_digest_at = ?,"
+                " next_digest_at = COALESCE(?, next_digest_at) WHERE chat_id = ?",
+                [
+                    (_ts(d.until), None if d.next_at is None else _ts(d.next_at), d.chat_id)
+                    for d in digests
+                ],
             )
 
     async def matched_posts(
@@ -1233,7 +1401,11 @@ _SETTABLE = {
     "quiet_end",
     "link_previews",
     "introduced_at",
+    "digest_quiet_days",
+    "digest_chart",
 }
+# Settings that move the next digest: it is worked out again at the next digest job.
+_DIGEST_SCHEDULE = {"timezone", "digest_time", "digest_enabled"}
 
 
 def _column_value(value: object) -> object:
@@ -1264,6 +1436,9 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
         quiet_end=row["quiet_end"],
         link_previews=bool(row["link_previews"]),
         introduced_at=_dt(row["introduced_at"]),
+        next_digest_at=_dt(row["next_digest_at"] or None),
+        digest_quiet_days=bool(row["digest_quiet_days"]),
+        digest_chart=bool(row["digest_chart"]),
     )
 
 
@@ -1292,4 +1467,14 @@ def _pending(row: sqlite3.Row) -> PendingMessage:
         queries=tuple(json.loads(row["queries"])),
         spans=tuple(Span(start, end) for start, end in json.loads(row["spans"])),
         text=row["text"],
+        media=row["media"],
     )
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _pairs(count: int) -> str:
+    return ", ".join(["(?, ?)"] * count)

@@ -14,3 +14,12 @@ alert-media = { $count ->
 alert-edited = edited
 alert-deleted = deleted
 alert-open = Open the original post
+# Other sources telling the same story: "also in Rybar, @milinfolive, +3".
+also-in = also in { $names }{ $more ->
+        [0] {""}
+       *[other] , +{ $more }
+    }
+also-similar = { $count ->
+        [one] +{ $count } similar post
+       *[other] +{ $count } similar posts
+    }

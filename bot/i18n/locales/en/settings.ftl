@@ -54,11 +54,34 @@ settings-zone-suggest =
     Other examples: { $examples }.
 settings-zone-done = ✅ Time zone: { $zone }. It is { $now } there now; alerts, digests and search show times in it.
 
-settings-digest-usage = 📰 The daily digest comes at { $time } ({ $zone }). Change the time with { $example } or turn it off with { $off }.
+settings-digest-usage = 📰 The daily digest comes at { $time } ({ $zone }). Change the time with { $example } or turn it off with { $off }. Options: <code>/digest chart on|off</code> (the 14-day chart), <code>/digest quiet on|off</code> (a note on days when nothing matched).
 settings-digest-usage-off = 📰 The daily digest is off. Turn it on with { $example }.
 settings-digest-invalid = ⚠️ { $value } is not a time of day. Send it as HH:MM, e.g. { $example }, or { $off }.
 settings-digest-done = ✅ The daily digest comes at { $time } ({ $zone }).
 settings-digest-off-done = ✅ The daily digest is off. { $example } turns it on again.
+settings-digest-extras = 📈 Chart with the digest: { $chart ->
+        [on] on
+       *[off] off
+    } · on quiet days: { $quiet ->
+        [on] a short note
+       *[off] no message
+    }
+settings-digest-chart-usage = 📈 The 14-day chart comes with the digest: { $state ->
+        [on] on
+       *[off] off
+    }. Change it with <code>/digest chart on</code> or <code>/digest chart off</code>.
+settings-digest-chart-done = ✅ { $state ->
+        [on] The digest comes with a 14-day chart of your queries.
+       *[off] The digest comes without the chart. /stats still shows it.
+    }
+settings-digest-quiet-days-usage = 📰 On days when nothing matched, { $state ->
+        [on] you get a short note
+       *[off] no digest is sent
+    }. Change it with <code>/digest quiet on</code> or <code>/digest quiet off</code>.
+settings-digest-quiet-days-done = ✅ { $state ->
+        [on] On quiet days you get a short note that nothing matched.
+       *[off] On quiet days no digest is sent.
+    }
 
 settings-mute-usage = 🔔 Alerts are on. Mute them for a while with { $examples }: alerts that arrive meanwhile wait and come together afterwards.
 settings-mute-usage-muted = 🔕 Alerts are muted until { $until }. { $off } turns them back on.

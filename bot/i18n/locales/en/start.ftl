@@ -9,6 +9,7 @@ help =
     /search <i>query</i> — stored posts that match, newest first
     /presets — topic bundles, subscribed in one tap
     /export <i>days</i> — my matches as a CSV file (<code>/export 90 json</code> for JSON)
+    /stats — a chart of my queries' mentions per day, last 14 days
     /settings — language, time zone, digest, mute, link previews
     /lang, /timezone, /digest, /mute, /quiet, /previews — the same settings, typed
     /help — this message

@@ -1,6 +1,6 @@
-# /stats, for Dozor's administrators.
+# /stats: the chat's chart for everyone, the service's figures for Dozor's administrators.
 
-stats-admins-only = /stats is for Dozor's administrators.
+stats-chart-empty = 📈 Nothing matched your queries in the last 14 days, so there is no chart yet. /list shows your queries.
 stats-title = 📊 <b>Dozor now</b>
 stats-subscribers = 👥 { $count ->
         [one] { $count } subscriber

@@ -12,3 +12,13 @@ alert-media = { $count } фото/видео
 alert-edited = изменён
 alert-deleted = удалён
 alert-open = Открыть исходный пост
+# Другие источники с тем же сюжетом: «также в Рыбарь, @milinfolive, +3».
+also-in = также в { $names }{ $more ->
+        [0] {""}
+       *[other] , +{ $more }
+    }
+also-similar = { $count ->
+        [one] ещё { $count } похожий пост
+        [few] ещё { $count } похожих поста
+       *[many] ещё { $count } похожих постов
+    }

@@ -54,11 +54,34 @@ settings-zone-suggest =
     Другие примеры: { $examples }.
 settings-zone-done = ✅ Часовой пояс: { $zone }. Там сейчас { $now }; в нём показывается время в оповещениях, сводках и поиске.
 
-settings-digest-usage = 📰 Ежедневная сводка приходит в { $time } ({ $zone }). Изменить время: { $example }, выключить: { $off }.
+settings-digest-usage = 📰 Ежедневная сводка приходит в { $time } ({ $zone }). Изменить время: { $example }, выключить: { $off }. Ещё: <code>/digest chart on|off</code> (график за 14 дней), <code>/digest quiet on|off</code> (сообщение в дни, когда ничего не нашлось).
 settings-digest-usage-off = 📰 Ежедневная сводка выключена. Включить: { $example }.
 settings-digest-invalid = ⚠️ { $value } — не время суток. Укажите его как ЧЧ:ММ, например { $example }, или { $off }.
 settings-digest-done = ✅ Ежедневная сводка будет приходить в { $time } ({ $zone }).
 settings-digest-off-done = ✅ Ежедневная сводка выключена. Включить снова: { $example }.
+settings-digest-extras = 📈 График в сводке: { $chart ->
+        [on] да
+       *[off] нет
+    } · в тихие дни: { $quiet ->
+        [on] короткое сообщение
+       *[off] ничего
+    }
+settings-digest-chart-usage = 📈 График за 14 дней в сводке: { $state ->
+        [on] включён
+       *[off] выключен
+    }. Изменить: <code>/digest chart on</code> или <code>/digest chart off</code>.
+settings-digest-chart-done = ✅ { $state ->
+        [on] Сводка будет приходить с графиком ваших запросов за 14 дней.
+       *[off] Сводка будет приходить без графика. /stats по-прежнему его покажет.
+    }
+settings-digest-quiet-days-usage = 📰 В дни, когда ничего не нашлось, { $state ->
+        [on] приходит короткое сообщение
+       *[off] сводка не приходит
+    }. Изменить: <code>/digest quiet on</code> или <code>/digest quiet off</code>.
+settings-digest-quiet-days-done = ✅ { $state ->
+        [on] В тихие дни будет приходить короткое сообщение, что ничего не нашлось.
+       *[off] В тихие дни сводка приходить не будет.
+    }
 
 settings-mute-usage = 🔔 Оповещения включены. Отключить звук на время: { $examples }. Оповещения за это время подождут и придут вместе потом.
 settings-mute-usage-muted = 🔕 Оповещения без звука до { $until }. { $off } — включить снова.
