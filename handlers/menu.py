@@ -13,7 +13,17 @@ from bot.i18n import ENGLISH, Catalog, language_for
 log = logging.getLogger(__name__)
 
 # Commands in the menu, in its order; each has a `menu-<command>` text in every catalogue.
-MENU = ("subscribe", "list", "search", "export", "presets", "settings", "unsubscribe", "help")
+MENU = (
+    "subscribe",
+    "list",
+    "search",
+    "export",
+    "stats",
+    "presets",
+    "settings",
+    "unsubscribe",
+    "help",
+)
 # Telegram language codes given their own menu (others see the default, English one).
 MENU_LANGUAGES = ("ru", "uk", "be")
 

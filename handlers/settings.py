@@ -97,6 +97,15 @@ _UNITS = {
     "дня": 1440,
     "дней": 1440,
 }
+# `/digest chart off`, `/digest quiet on`: the words for each option, and its column.
+_DIGEST_OPTIONS = {
+    "chart": "digest_chart",
+    "график": "digest_chart",
+    "quiet": "digest_quiet_days",
+    "empty": "digest_quiet_days",
+    "тихие": "digest_quiet_days",
+    "пустые": "digest_quiet_days",
+}
 _DURATION_PART = re.compile(r"(\d{1,5})\s*([^\W\d_]+)")
 _QUIET = re.compile(r"(\S+?)\s*(?:-|–|—|to|до)\s*(\S+)", re.IGNORECASE)
 
@@ -197,6 +206,10 @@ def _switch(text: str) -> bool | None:
     return None
 
 
+def _on_off(value: bool) -> str:
+    return ON if value else OFF
+
+
 # --- the settings message ---------------------------------------------------------------
 
 
@@ -217,6 +230,9 @@ def settings_text(
     else:
         at = digest_time(subscriber, service.digest_time) if subscriber else service.digest_time
         lines.append(t("settings-digest-at", time=clock_text(at)))
+        chart = subscriber is None or subscriber.digest_chart
+        quiet = subscriber is not None and subscriber.digest_quiet_days
+        lines.append(t("settings-digest-extras", chart=_on_off(chart), quiet=_on_off(quiet)))
     muted = subscriber.muted_until if subscriber is not None else None
     if muted is not None and muted > now:
         lines.append(t("settings-alerts-muted", until=moment_text(t, muted, tz)))
@@ -445,6 +461,11 @@ async def cmd_digest(
                 )
             )
         return
+    option, _, rest = value.partition(" ")
+    extra = _DIGEST_OPTIONS.get(option.casefold())
+    if extra is not None:
+        await _digest_option(message, db, matcher, t, subscriber, extra, rest)
+        return
     switch = _switch(value)
     chosen = parse_clock(value)
     if switch is None and chosen is None:
@@ -463,6 +484,33 @@ async def cmd_digest(
     else:
         await _change(db, message.chat.id, digest_enabled=True)
     await message.answer(t("settings-digest-done", time=clock_text(at), zone=zone))
+
+
+async def _digest_option(
+    message: Message,
+    db: Storage,
+    matcher: Matcher,
+    t: Texts,
+    subscriber: Subscriber | None,
+    option: str,
+    value: str,
+) -> None:
+    """`/digest chart off`, `/digest quiet on`: the chart with the digest, and a digest that
+    says "nothing matched" on quiet days."""
+    switch = _switch(value)
+    if switch is None:
+        current = (
+            (subscriber is None or subscriber.digest_chart)
+            if option == "digest_chart"
+            else (subscriber is not None and subscriber.digest_quiet_days)
+        )
+        await message.answer(
+            t(f"settings-{option.replace('_', '-')}-usage", state=_on_off(current))
+        )
+        return
+    await _chat(message, db, matcher, subscriber)
+    await _change(db, message.chat.id, **{option: switch})
+    await message.answer(t(f"settings-{option.replace('_', '-')}-done", state=_on_off(switch)))
 
 
 async def cmd_mute(

@@ -1,15 +1,21 @@
-"""/stats for Dozor's administrators: who uses it, how much it sends, what is stuck."""
+"""/stats: the chat's 14-day chart of mentions per query (the digest's chart, on demand), and
+for Dozor's administrators the service's figures: who uses it, how much it sends, what is
+stuck."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from aiogram import Router
 from aiogram.filters import Command
-from aiogram.types import Message
+from aiogram.types import BufferedInputFile, Message
 
-from bot.domain import SourceInfo
+from bot.config import Settings
+from bot.delivery.chats import chat_zone
+from bot.delivery.photos import draw_chart_async
+from bot.digest import chart_payload, chart_window, subscriber_chart, zone_shift
+from bot.domain import SourceInfo, Subscriber
 from bot.i18n import Texts
 from bot.sources.health import FAILING_AFTER
 from bot.storage import Storage
@@ -82,16 +88,48 @@ def render_stats(t: Texts, stats: Stats) -> str:
     return "\n".join(lines)
 
 
-async def cmd_stats(message: Message, db: Storage, t: Texts) -> None:
-    await message.answer(render_stats(t, await gather_stats(db, datetime.now(UTC))))
+async def chat_chart(
+    db: Storage, chat_id: int, subscriber: Subscriber | None, t: Texts, default_tz: tzinfo
+) -> str | None:
+    """The chat's 14-day chart as an outbox-style payload, or None when nothing matched."""
+    now = datetime.now(UTC)
+    zone = chat_zone(subscriber, default_tz)
+    _, read_from, read_to = chart_window(now, zone)
+    shift = zone_shift(zone, read_from, read_to)
+    counts = await db.mention_counts({chat_id: shift}, read_from, read_to)
+    data = subscriber_chart(counts.get(chat_id, {}), t, now, zone)
+    if not data.series:
+        return None
+    caption = t("chart-caption", dates=t.interval(data.days[0], data.days[-1]))
+    return chart_payload(data, t, caption=caption)
 
 
-async def cmd_stats_refused(message: Message, t: Texts) -> None:
-    await message.answer(t("stats-admins-only"))
+async def cmd_stats(
+    message: Message,
+    db: Storage,
+    t: Texts,
+    settings: Settings,
+    subscriber: Subscriber | None,
+    admin: bool = False,
+) -> None:
+    if admin:
+        await message.answer(render_stats(t, await gather_stats(db, datetime.now(UTC))))
+    payload = await chat_chart(db, message.chat.id, subscriber, t, settings.tz)
+    if payload is None:
+        await message.answer(t("stats-chart-empty"))
+    else:
+        png, caption = await draw_chart_async(payload)
+        await message.answer_photo(BufferedInputFile(png, "chart.png"), caption=caption)
+
+
+async def cmd_stats_admin(
+    message: Message, db: Storage, t: Texts, settings: Settings, subscriber: Subscriber | None
+) -> None:
+    await cmd_stats(message, db, t, settings, subscriber, admin=True)
 
 
 def build_router() -> Router:
     router = Router(name="stats")
-    router.message.register(cmd_stats, Command("stats"), DozorAdmin())
-    router.message.register(cmd_stats_refused, Command("stats"))
+    router.message.register(cmd_stats_admin, Command("stats"), DozorAdmin())
+    router.message.register(cmd_stats, Command("stats"))
     return router

@@ -806,15 +806,54 @@ async def test_digest_time_and_off_set_by_command_are_kept_by_the_digest_job(
     eight = time(8, 0)
     assert await queue_digests(storage, slot - timedelta(seconds=1), eight, MOSCOW) == 0
     assert await queue_digests(storage, slot, eight, MOSCOW, catalog=CATALOG) == 1
-    (digest,) = [m for m in await storage.pending_messages(slot) if m.kind == "digest"]
-    assert (digest.text or "").startswith("<b>📰 Сводка: 1 найденный пост, ")
+    digest, chart = [m for m in await storage.pending_messages(slot) if m.kind == "digest"]
+    assert (digest.text or "").startswith("<b>📰 Сводка за ")
+    assert "1 найденный пост" in (digest.text or "")
+    assert chart.media == "chart"
 
     await _say(api, "/digest off", "ru")
     await _alert(storage, USER, 2)
     tomorrow = slot + timedelta(days=1)
     assert await queue_digests(storage, tomorrow, eight, MOSCOW, catalog=CATALOG) == 0
     digests = [m for m in await storage.pending_messages(tomorrow) if m.kind == "digest"]
-    assert digests == [digest]  # only yesterday's
+    assert digests == [digest, chart]  # only yesterday's
     subscriber = await storage.get_subscriber(USER)
     assert subscriber is not None
     assert subscriber.last_digest_at == tomorrow
+
+
+async def test_the_digest_chart_and_quiet_days_are_set_by_command_in_either_language(
+    storage: Storage, russian_chat: Chat, api: FakeBotAPI
+) -> None:
+    usage = await _say(api, "/digest chart", "en")
+    assert "chart comes with the digest: on" in usage
+    assert "without the chart" in await _say(api, "/digest chart off", "en")
+    assert (
+        "в тихие дни сводка приходить не будет"
+        in (await _say(api, "/digest тихие нет", "ru")).lower()
+    )
+    assert "короткое сообщение" in await _say(api, "/digest quiet on", "ru")
+    subscriber = await storage.get_subscriber(USER)
+    assert subscriber is not None
+    assert (subscriber.digest_chart, subscriber.digest_quiet_days) == (False, True)
+    shown = await _say(api, "/settings", "en")
+    assert "Chart with the digest: off · on quiet days: a short note" in shown
+    # A word that is not on/off: the usage, with the setting as it is; nothing changes.
+    assert "no digest is sent" not in await _say(api, "/digest quiet maybe", "en")
+    assert "you get a short note" in await _say(api, "/digest quiet maybe", "en")
+    again = await storage.get_subscriber(USER)
+    assert again is not None
+    assert again.digest_quiet_days
+
+
+async def test_a_quiet_day_brings_a_short_note_only_to_chats_that_asked(
+    storage: Storage, russian_chat: Chat, api: FakeBotAPI
+) -> None:
+    await _say(api, "/digest quiet on", "ru")
+    await storage.upsert_subscriber(USER + 1, "other")  # did not ask
+    now = datetime.now(UTC)
+    assert await queue_digests(storage, now, time(8, 0), MOSCOW, force=True, catalog=CATALOG) == 1
+    later = datetime.now(UTC)
+    (quiet,) = [m for m in await storage.pending_messages(later) if m.kind == "digest"]
+    assert quiet.chat_id == USER
+    assert "по вашим запросам ничего не нашлось" in (quiet.text or "")
