@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import loop as lagging  # noqa: E402 (benchmarks/loop.py: the event-loop probe)
 import match as generated  # noqa: E402 (benchmarks/match.py: the same generated data)
 
 from bot.app import settle_heap  # noqa: E402
@@ -61,7 +62,6 @@ QUERIES_EACH = 3
 MATCHES_EACH = 20
 POSTS = 3_000
 REPOST_SHARE = 0.2
-TICK = 0.005
 GOAL_RATIO = 10
 GOAL_STALL_MS = 50
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -78,14 +78,7 @@ def make_data(rng: random.Random) -> tuple[list[str], list[list[str]]]:
     """The posts, and each subscriber's queries."""
     terms, partners = generated.build_vocabulary(rng)
     zipf = generated.Zipf(terms)
-    inflector = generated.Inflector()
-    lexicons = generated.build_lexicons(inflector)
-    cyrillic = generated.Zipf(
-        [t for t in terms if t.script == "cyr" or t.text.isupper() or generated.has_digit(t)]
-    )
-    latin = generated.Zipf([t for t in terms if t.script == "lat"])
-    languages = [name for name, _ in generated.LANGUAGES]
-    weights = [weight for _, weight in generated.LANGUAGES]
+    maker = generated.PostMaker(terms)
     posts: list[str] = []
     while len(posts) < POSTS:
         if posts and rng.random() < REPOST_SHARE:
@@ -95,11 +88,7 @@ def make_data(rng: random.Random) -> tuple[list[str], list[list[str]]]:
                 f"\n\n{rng.choice(SIGNATURES)}"
             )
             continue
-        language = rng.choices(languages, weights)[0]
-        zipf_of_language = latin if language == "en" else cyrillic
-        text, _ = generated.make_post(
-            rng, language, lexicons[language], zipf_of_language, inflector
-        )
+        text, _ = maker.make(rng)
         posts.append(text)
     queries: list[list[str]] = []
     for _ in range(SUBSCRIBERS):
@@ -187,24 +176,14 @@ def build_database(path: Path, posts: list[str], queries: list[list[str]]) -> in
 
 
 async def with_lag_probe(work: Callable[[], Awaitable[int]]) -> tuple[float, float, int]:
-    """Run `work` beside a 5 ms ticker: (seconds, longest stall in ms, what work returned)."""
-    lags: list[float] = []
-    done = asyncio.Event()
+    """Run `work` beside loop.py's 5 ms ticker: (seconds, longest stall in ms, its result)."""
+    results: list[int] = []
 
-    async def ticker() -> None:
-        while not done.is_set():
-            start = time.perf_counter()
-            await asyncio.sleep(TICK)
-            lags.append(time.perf_counter() - start - TICK)
+    async def run() -> None:
+        results.append(await work())
 
-    task = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    start = time.perf_counter()
-    result = await work()
-    took = time.perf_counter() - start
-    done.set()
-    await task
-    return took, max(lags, default=0.0) * 1000, result
+    took, stall, _p99 = await lagging.lag_during(run)
+    return took, stall, results[0]
 
 
 async def naive(storage: Storage, catalog: Catalog, matcher: Matcher) -> int:

@@ -59,8 +59,9 @@ class OnTheLoop(Matcher):
         return self._shared.match(text)
 
 
-async def _lag_during(work: Callable[[], Awaitable[object]]) -> tuple[float, float, float]:
-    """Run `work` with a 5 ms ticker beside it: (seconds taken, max lag ms, p99 lag ms)."""
+async def lag_during(work: Callable[[], Awaitable[object]]) -> tuple[float, float, float]:
+    """Run `work` with a 5 ms ticker beside it: (seconds taken, max lag ms, p99 lag ms).
+    (Also the event-loop probe of `benchmarks/digest.py`.)"""
     lags: list[float] = []
     done = asyncio.Event()
 
@@ -113,7 +114,7 @@ async def ingest(folder: Path) -> None:
 
         runs = (("Dozor (matcher thread)", off_loop), ("baseline (on the loop)", on_loop))
         for label, work in runs:
-            took, worst, p99 = await _lag_during(work)
+            took, worst, p99 = await lag_during(work)
             print(
                 f"  {label:<26} {POSTS / took:6.1f} posts/s; loop lag max {worst:6.1f} ms,"
                 f" p99 {p99:5.1f} ms (goal max <= 50)"
@@ -146,14 +147,14 @@ async def search_lag(folder: Path) -> None:
                 for post in await storage.recent_posts(250, offset):
                     matcher.spans(post.post.text)
 
-        took, worst, p99 = await _lag_during(dozor)
+        took, worst, p99 = await lag_during(dozor)
         looked, finished = result[0]
         state = "finished" if finished else "stopped at the time limit"
         print(
             f"  {'Dozor (worker thread, 5 s)':<26} {took:5.1f} s, {looked:,} posts, {state};"
             f" loop lag max {worst:6.1f} ms, p99 {p99:5.1f} ms (goal max <= 50)"
         )
-        took, worst, p99 = await _lag_during(baseline)
+        took, worst, p99 = await lag_during(baseline)
         print(
             f"  {'baseline (on the loop)':<26} {took:5.1f} s, {STORED:,} posts, finished;"
             f" loop lag max {worst:6.1f} ms, p99 {p99:5.1f} ms"

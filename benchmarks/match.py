@@ -777,19 +777,34 @@ def make_post(
     return text, mentions
 
 
+class PostMaker:
+    """Generated news posts, each language in its share, with tracked terms Zipf-ranked by
+    script (here, and in the benchmarks that store generated posts)."""
+
+    def __init__(self, terms: list[Term], inflector: Inflector | None = None) -> None:
+        self.inflector = inflector or Inflector()
+        self.lexicons = build_lexicons(self.inflector)
+        self.cyrillic = Zipf(
+            [t for t in terms if t.script == "cyr" or t.text.isupper() or has_digit(t)]
+        )
+        self.latin = Zipf([t for t in terms if t.script == "lat"])
+
+    def make(self, rng: random.Random) -> tuple[str, int]:
+        """A post and how many tracked terms it mentions."""
+        lang = rng.choices([n for n, _ in LANGUAGES], [w for _, w in LANGUAGES])[0]
+        zipf = self.latin if lang == "en" else self.cyrillic
+        return make_post(rng, lang, self.lexicons[lang], zipf, self.inflector)
+
+
 def make_posts(
     rng: random.Random, terms: list[Term], inflector: Inflector
 ) -> tuple[list[str], float]:
     """POST_COUNT posts, and the average number of tracked terms put in each."""
-    lexicons = build_lexicons(inflector)
-    cyrillic = Zipf([t for t in terms if t.script == "cyr" or t.text.isupper() or has_digit(t)])
-    latin = Zipf([t for t in terms if t.script == "lat"])
+    maker = PostMaker(terms, inflector)
     posts: list[str] = []
     mentions = 0
     for _ in range(POST_COUNT):
-        lang = rng.choices([n for n, _ in LANGUAGES], [w for _, w in LANGUAGES])[0]
-        zipf = latin if lang == "en" else cyrillic
-        post, count = make_post(rng, lang, lexicons[lang], zipf, inflector)
+        post, count = maker.make(rng)
         posts.append(post)
         mentions += count
     return posts, mentions / len(posts)

@@ -53,20 +53,11 @@ RARE_POSTS = 10
 def make_posts(rng: random.Random) -> tuple[list[tuple[str, ...]], list[generated.Term]]:
     """POSTS rows for the posts table, in a shuffled insertion order, and the terms."""
     terms, _partners = generated.build_vocabulary(rng)
-    inflector = generated.Inflector()
-    lexicons = generated.build_lexicons(inflector)
-    cyrillic = generated.Zipf(
-        [t for t in terms if t.script == "cyr" or t.text.isupper() or generated.has_digit(t)]
-    )
-    latin = generated.Zipf([t for t in terms if t.script == "lat"])
-    languages = [name for name, _ in generated.LANGUAGES]
-    weights = [weight for _, weight in generated.LANGUAGES]
+    maker = generated.PostMaker(terms)
     now = datetime.now(UTC).replace(microsecond=0)
     rows: list[tuple[str, ...]] = []
     for n in range(POSTS):
-        language = rng.choices(languages, weights)[0]
-        zipf = latin if language == "en" else cyrillic
-        text, _ = generated.make_post(rng, language, lexicons[language], zipf, inflector)
+        text, _ = maker.make(rng)
         date = now - timedelta(seconds=n * 150 + rng.randint(0, 600))
         stamp = date.isoformat(timespec="microseconds")
         channel = generated.CHANNELS[n % len(generated.CHANNELS)]

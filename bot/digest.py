@@ -30,10 +30,18 @@ import html
 import json
 import logging
 import time as timer
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.chart import ChartData, chart_data
 from bot.delivery.chats import (
@@ -47,8 +55,10 @@ from bot.delivery.chats import (
 )
 from bot.delivery.render import (
     MAX_MESSAGE,
+    FlatText,
     also_line,
     excerpt,
+    flatten,
     html_length,
     safe_link,
     source_name,
@@ -72,6 +82,9 @@ SLICE = 0.01  # seconds of preparing before the event loop gets a turn
 MEMO_LIMIT = 100_000  # texts and excerpts a job keeps for reuse before starting afresh
 MATCHER_LIMIT = 1_000  # queries compiled by a job itself (those the service's index lacks)
 FULL_COLLECTION_DEFERRED = 1_000_000  # gen-1 passes before a full one, while a job runs
+RELEASE_SLICE = 2_000  # cached objects freed between two turns of the event loop
+POSTS_KEPT = 20_000  # posts a job keeps read for the chats of its later batches
+FLAT_CHARS = 3_000  # characters of a post flattened once for all its excerpts
 VIEW_LIMIT = 2_000  # posts read into words a job keeps (a few kilobytes each)
 HEADING_RESERVE = 60  # UTF-16 units kept in each message for its heading
 
@@ -160,7 +173,10 @@ class DigestCache:
         self.fingerprints = fingerprints or Fingerprints()
         self._index = index
         self._matchers: dict[str, QueryMatcher | None] = {}
-        self._views: dict[int, PostView] = {}
+        # Oldest first out (an OrderedDict: deleting a plain dict's first key again and
+        # again makes finding the next first key slower and slower).
+        self._views: OrderedDict[int, PostView] = OrderedDict()
+        self._flat: OrderedDict[int, FlatText] = OrderedDict()
         # Keyed by strings, holding strings: the garbage collector never walks these dicts
         # (tuple keys would make it, on every full pass, through every entry).
         self._excerpts: dict[str, str] = {}
@@ -171,12 +187,28 @@ class DigestCache:
     def text(self, t: Texts, key: str, **args: str | int) -> str:
         """`t(key, **args)`, formatted once for the same language and arguments."""
         memo = "\x00".join([t.language, key, *(f"{k}={v}" for k, v in sorted(args.items()))])
-        found = self._texts.get(memo)
+        return self.memo(memo, lambda: t(key, **args))
+
+    def memo(self, key: str, make: Callable[[], str]) -> str:
+        """A text made once per job for `key`."""
+        found = self._texts.get(key)
         if found is None:
             if len(self._texts) >= MEMO_LIMIT:
                 self._texts.clear()
-            found = self._texts[memo] = t(key, **args)
+            found = self._texts[key] = make()
         return found
+
+    def stores(self) -> list[MutableMapping[Any, Any]]:
+        """Everything the cache holds (to be released a slice at a time)."""
+        return [
+            self._views,
+            self._flat,
+            self._excerpts,
+            self._dates,
+            self._texts,
+            self._matchers,
+            self.fingerprints.entries,
+        ]
 
     def _matcher(self, query: str) -> QueryMatcher | None:
         if query not in self._matchers:
@@ -196,16 +228,21 @@ class DigestCache:
             text = post.post.text
             view = self._views.get(post.id)
             if view is None:
-                if len(self._views) >= VIEW_LIMIT:  # the oldest goes
-                    del self._views[next(iter(self._views))]
+                if len(self._views) >= VIEW_LIMIT:
+                    self._views.popitem(last=False)
                 view = self._views[post.id] = PostView(text, self._tokenizer)
             spans = self._index.spans_of(query, view) if self._index else None
             if spans is None:  # a query no subscription has now: compiled here
                 matcher = self._matcher(query)
                 spans = (matcher.spans_in(view) if matcher else None) or []
+            flat = self._flat.get(post.id)
+            if flat is None:
+                if len(self._flat) >= VIEW_LIMIT:
+                    self._flat.popitem(last=False)
+                flat = self._flat[post.id] = flatten(text, 0, min(len(text), FLAT_CHARS))
             if len(self._excerpts) >= MEMO_LIMIT:
                 self._excerpts.clear()
-            found = self._excerpts[key] = excerpt(text, spans, EXCERPT_CHARS)
+            found = self._excerpts[key] = excerpt(text, spans, EXCERPT_CHARS, flat)
         return found
 
     def moment(self, t: Texts, moment: datetime, tz: tzinfo) -> str:
@@ -251,7 +288,8 @@ def _item(item: StoryItem, query: str, t: Texts, tz: tzinfo, cache: DigestCache)
         head = f'<a href="{link}">{head}</a>'
     line = f"• {head}: {cache.excerpt(item.lead.post, query)}"
     if item.others:
-        line += f"\n   ↪ {also_line(item.lead.post, [e.post for e in item.others], t)}"
+        others = [entry.post for entry in item.others]
+        line += f"\n   ↪ {also_line(item.lead.post, others, t, cache.text)}"
     return line
 
 
@@ -290,7 +328,8 @@ def _one_line(text: str, limit: int = 100) -> str:
 
 
 def digest_heading(t: Texts, since: datetime, until: datetime, tz: tzinfo) -> str:
-    """`📰 Digest for 27–28 November`: the local dates of the covered period."""
+    """`📰 Digest for 27–28 November`: the local dates of the covered period (from its
+    earliest post, when one was published before the period and found in it)."""
     start, end = since.astimezone(tz), until.astimezone(tz)
     if end.time() == time(0) and end > start:  # a period ending at midnight ends the day before
         end -= timedelta(microseconds=1)
@@ -350,11 +389,20 @@ def render_digest(
     else:  # queries since removed still matched in the period: shown last
         extra = [q for entry in entries for q in entry.queries if q not in queries]
         queries = [*queries, *dict.fromkeys(extra)]
-    heading = digest_heading(t, since, until, tz)
+    # Posts published before the period (found late: a source caught up) widen the dates.
+    earliest = min((entry.post.post.date for entry in entries), default=since)
+    heading = cache.memo(
+        f"heading\x00{t.language}\x00{tz}\x00{min(since, earliest)}\x00{until}",
+        lambda: digest_heading(t, min(since, earliest), until, tz),
+    )
+    period = cache.memo(
+        f"period\x00{t.language}\x00{tz}\x00{since}\x00{until}",
+        lambda: digest_period(t, since, until, tz),
+    )
     intro = cache.text(
         t,
         "digest-intro",
-        period=digest_period(t, since, until, tz),
+        period=period,
         count=len(entries),
         stories=len(items),
     )
@@ -481,7 +529,20 @@ async def queue_digests(
     """
     job = _Job(storage, now, tz, catalog or Catalog(), cache or DigestCache(index))
     with young_collections_only():
-        return await _queue(job, storage, now, at, tz, force=force, chat_id=chat_id)
+        try:
+            return await _queue(job, storage, now, at, tz, force=force, chat_id=chat_id)
+        finally:
+            # Freed a slice at a time: dropped at once, tens of thousands of cached objects
+            # held the event loop for ~50 ms.
+            await _release([*job.cache.stores(), job.posts])
+
+
+async def _release(stores: list[MutableMapping[Any, Any]]) -> None:
+    for store in stores:
+        while store:
+            for _ in range(min(RELEASE_SLICE, len(store))):
+                store.popitem()
+            await asyncio.sleep(0)
 
 
 @contextlib.contextmanager
@@ -527,12 +588,20 @@ async def _queue(
     pages = _due_pages(storage, now, at, tz)
     current = await anext(pages, None)
     reading = asyncio.create_task(job.read(current)) if current is not None else None
+    storing: asyncio.Task[None] | None = None
     while current is not None and reading is not None:
         batch_found = await reading
         following = await anext(pages, None)
         reading = asyncio.create_task(job.read(following)) if following is not None else None
-        queued += await job.write(current, batch_found)
+        # The batch is stored while the next one is written (one store at a time).
+        digests, count = await job.render(current, batch_found)
+        if storing is not None:
+            await storing
+        storing = asyncio.create_task(storage.queue_digests(digests))
+        queued += count
         current = following
+    if storing is not None:
+        await storing
     return queued
 
 
@@ -582,6 +651,7 @@ class _Job:
     cache: DigestCache
     slicer: _Slicer = field(default_factory=lambda: _Slicer())
     shifts: dict[str, ZoneShift] = field(default_factory=dict)
+    posts: dict[int, StoredPost] = field(default_factory=dict)  # read once for every chat
 
     def _shift(self, zone: tzinfo) -> ZoneShift:
         key = str(zone)
@@ -598,8 +668,10 @@ class _Job:
         """Everything a batch's digests are made of, in three reads."""
         storage, now = self.storage, self.now
         enabled = [d for d in due if d.subscriber.digest_enabled]
+        if len(self.posts) > POSTS_KEPT:
+            self.posts.clear()
         entries = await storage.digest_entries_of(
-            {d.subscriber.chat_id: d.since for d in enabled}, now
+            {d.subscriber.chat_id: d.since for d in enabled}, now, known=self.posts
         )
         charted = {
             d.subscriber.chat_id: self._shift(chat_zone(d.subscriber, self.tz))
@@ -614,9 +686,13 @@ class _Job:
 
     async def write(self, due: Sequence[_Due], found: _Found) -> int:
         """Write the batch's digests and queue them; returns how many were queued."""
-        if not due:
-            return 0
-        forced = due[0].next_at is None
+        digests, count = await self.render(due, found)
+        await self.storage.queue_digests(digests)
+        return count
+
+    async def render(self, due: Sequence[_Due], found: _Found) -> tuple[list[QueuedDigest], int]:
+        """The batch's digests (and marks to move), and how many have messages."""
+        forced = bool(due) and due[0].next_at is None
         digests: list[QueuedDigest] = []
         queued = 0
         for item in due:
@@ -627,8 +703,7 @@ class _Job:
                 continue  # `digest --now` with nothing to say: the chat's mark stays
             digests.append(digest)
             queued += bool(digest.parts)
-        await self.storage.queue_digests(digests)
-        return queued
+        return digests, queued
 
     def _digest(
         self,

@@ -187,14 +187,18 @@ class Fingerprints:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def entries(self) -> OrderedDict[Hashable, Fingerprint]:
+        """The cache itself (for a caller that frees it a slice at a time)."""
+        return self._entries
+
     def __contains__(self, key: Hashable) -> bool:
         return key in self._entries
 
     def get(self, key: Hashable, text: str) -> Fingerprint:
         """The fingerprint of the post `key`; `text` is hashed only when it is not cached."""
         found = self._entries.get(key)
-        if found is not None:
-            self._entries.move_to_end(key)
+        if found is not None:  # (kept in the order made: moving it costs more than it saves)
             return found
         made = self.make(text)
         self._entries[key] = made

@@ -449,18 +449,17 @@ def test_cache_returns_the_same_fingerprint_for_a_key() -> None:
     assert len(prints) == 2
 
 
-def test_cache_evicts_the_least_recently_used() -> None:
+def test_cache_evicts_the_oldest_made() -> None:
     prints = Fingerprints(max_entries=2)
     first = prints.get(1, ORESHNIK_DNIPRO)
     prints.get(2, SSC8)
-    prints.get(1, ORESHNIK_DNIPRO)  # 1 is now the most recently used
-    prints.get(3, BELARUS)
+    assert prints.get(1, ORESHNIK_DNIPRO) is first  # cached: the same object
+    prints.get(3, BELARUS)  # the cache is full: the oldest made (1) goes
     assert len(prints) == 2
-    assert 1 in prints
-    assert 2 not in prints
-    assert prints.get(1, ORESHNIK_DNIPRO) is first
-    assert prints.get(2, SSC8) is not None
-    assert 3 not in prints
+    assert 1 not in prints
+    assert 2 in prints
+    assert 3 in prints
+    assert prints.get(1, ORESHNIK_DNIPRO) is not first  # made again
 
 
 def test_fold_fills_the_cache_it_is_given() -> None:

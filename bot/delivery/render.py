@@ -6,7 +6,7 @@ from __future__ import annotations
 import bisect
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 
@@ -23,6 +23,7 @@ MAX_BATCH = 20  # alerts in one message at most
 SEPARATOR = "\n\n— — —\n\n"
 ALSO_NAMES = 3  # sources named in "also in …" before "+N"
 _TAG = re.compile(r"<[^>]*>")
+_WORD = re.compile(r"\S+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,40 +71,62 @@ def highlight(text: str, spans: Sequence[Span]) -> str:
     return "".join(parts)
 
 
-def excerpt(text: str, spans: Sequence[Span], limit: int) -> str:
+@dataclass(frozen=True, slots=True)
+class FlatText:
+    """A stretch [low, high) of a text with its whitespace folded into single spaces, and
+    where each word landed (for excerpts: one post, many queries, one flattening)."""
+
+    line: str
+    low: int
+    high: int
+    starts: list[int]  # each word's start in the text
+    ends: list[int]  # ... and end
+    placed: list[int]  # ... and start in `line`
+
+    def moved(self, offset: int) -> int:
+        """Where the character of the text at `offset` lands in `line`."""
+        index = bisect.bisect_right(self.starts, offset) - 1
+        if index < 0:
+            return 0
+        return self.placed[index] + min(offset, self.ends[index]) - self.starts[index]
+
+
+def flatten(text: str, low: int = 0, high: int | None = None) -> FlatText:
+    """`text[low:high]` as one line (see FlatText)."""
+    high = len(text) if high is None else high
+    starts: list[int] = []
+    ends: list[int] = []
+    placed: list[int] = []
+    size = 0
+    for word in _WORD.finditer(text, low, high):
+        starts.append(word.start())
+        ends.append(word.end())
+        placed.append(size)
+        size += word.end() - word.start() + 1
+    line = " ".join(text[a:b] for a, b in zip(starts, ends, strict=True))
+    return FlatText(line, low, high, starts, ends, placed)
+
+
+def excerpt(text: str, spans: Sequence[Span], limit: int, flat: FlatText | None = None) -> str:
     """One line of the post as HTML: whitespace folded, at most `limit` UTF-16 units of it
     around the first matched word (a third of the room before it), matches in bold, an
-    ellipsis where it was cut."""
+    ellipsis where it was cut. `flat`: the post already flattened (used when it covers the
+    stretch to show)."""
     ordered = sorted((s for s in spans if s.end > s.start), key=lambda s: s.start)
     # Only the stretch of the post that can be shown is worked on (posts may be long).
     first = ordered[0].start if ordered else 0
-    low = max(0, first - limit)
-    high = min(len(text), first + 2 * limit)
-    if low:  # start at a word
-        gap = re.search(r"\s", text[low:first])
-        low = low + gap.end() if gap else first
-    region = text[low:high]
-    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", region)]
-    starts = [start for start, _ in words]
-    placed: list[int] = []  # where each word starts in the folded line
-    size = 0
-    for start, end in words:
-        placed.append(size)
-        size += end - start + 1
-    line = " ".join(region[start:end] for start, end in words)
-
-    def moved(offset: int) -> int:
-        """Where a character of `region` lands in `line`."""
-        index = bisect.bisect_right(starts, offset) - 1
-        if index < 0:
-            return 0
-        start, end = words[index]
-        return placed[index] + min(offset, end) - start
-
+    low = max(0, first - limit // 2)
+    high = min(len(text), first + limit + limit // 4)
+    if flat is None or not flat.low <= low or high > flat.high:
+        if low:  # start at a word
+            gap = re.search(r"\s", text[low:first])
+            low = low + gap.end() if gap else first
+        flat = flatten(text, low, high)
+    line = flat.line
     shifted = [
-        Span(moved(s.start - low), moved(min(s.end, high) - low))
+        Span(flat.moved(s.start), flat.moved(min(s.end, flat.high)))
         for s in ordered
-        if low <= s.start < high
+        if flat.low <= s.start < flat.high
     ]
     start = 0
     if shifted and visible_length(line[: shifted[-1].end]) > limit:
@@ -111,10 +134,10 @@ def excerpt(text: str, spans: Sequence[Span], limit: int) -> str:
         space = line.find(" ", start)
         if start and 0 <= space < shifted[0].start:
             start = space + 1
-    lead = ELLIPSIS if start or low else ""
+    lead = ELLIPSIS if start or flat.low else ""
     rest = line[start:]
     shown = shorten(rest, limit - visible_length(lead))
-    if shown == rest and text[high:].strip():  # the region ended before the post did
+    if shown == rest and text[flat.high :].strip():  # the stretch ended before the post
         shown = shorten(rest, limit - visible_length(lead) - 1)
         shown += "" if shown.endswith(ELLIPSIS) else ELLIPSIS
     cut = len(shown) - (len(ELLIPSIS) if shown != rest else 0)
@@ -139,17 +162,24 @@ def source_name(post: StoredPost) -> str:
     return post.post.channel_title or post.post.channel
 
 
-def also_line(lead: StoredPost, others: Sequence[StoredPost], t: Texts) -> str:
+def also_line(
+    lead: StoredPost,
+    others: Sequence[StoredPost],
+    t: Texts,
+    say: Callable[..., str] | None = None,
+) -> str:
     """`also in Rybar, @milinfolive, +3` (the other sources telling the story, HTML), or
-    `+2 similar posts` when they came from the lead's own source."""
+    `+2 similar posts` when they came from the lead's own source. `say(t, key, **args)`
+    formats the text when given (a memo of them), else `t` does."""
+    say = say or (lambda texts, key, **args: texts(key, **args))
     lead_name = source_name(lead)
     names = [
         name for name in dict.fromkeys(source_name(post) for post in others) if name != lead_name
     ]
     if not names:
-        return t("also-similar", count=len(others))
+        return say(t, "also-similar", count=len(others))
     shown = ", ".join(html.escape(name[:60], quote=False) for name in names[:ALSO_NAMES])
-    return t("also-in", names=shown, more=len(others) - min(len(names), ALSO_NAMES))
+    return say(t, "also-in", names=shown, more=len(others) - min(len(names), ALSO_NAMES))
 
 
 def render_alert(

@@ -1209,38 +1209,53 @@ class Storage:
         return (await self.digest_entries_of({chat_id: since}, until)).get(chat_id, [])
 
     async def digest_entries_of(
-        self, since: Mapping[int, datetime], until: datetime
+        self,
+        since: Mapping[int, datetime],
+        until: datetime,
+        *,
+        known: dict[int, StoredPost] | None = None,
     ) -> dict[int, list[DigestEntry]]:
         """For many chats at once (chat id → the start of its period), the posts matched in
         (since, until], oldest first, each with the queries that matched it in the order
-        the chat saved them; queries in instant-alerts-only mode are left out."""
-        found: dict[int, list[DigestEntry]] = {}
-        posts: dict[int, StoredPost] = {}  # one object per post, shared by every chat
+        the chat saved them; queries in instant-alerts-only mode are left out. `known`:
+        posts already read (by id), used and added to, so that a post many chats matched
+        is read once."""
+        posts = known if known is not None else {}
+        pairs: list[tuple[int, int, tuple[str, ...]]] = []
         for chunk in _chunks(sorted(since.items()), _CHATS_PER_READ):
             rows = await self._all(
                 f"WITH due (chat_id, since) AS (VALUES {_pairs(len(chunk))})"
-                " SELECT due.chat_id AS due_chat, posts.*,"
+                " SELECT due.chat_id AS due_chat, matches.post_id AS post_id,"
                 " json_group_array(json_array(matches.subscription_id, matches.query))"
                 " AS queries FROM due"
                 " JOIN matches ON matches.chat_id = due.chat_id"
                 " AND matches.created_at > due.since AND matches.created_at <= ?"
-                " JOIN posts ON posts.id = matches.post_id"
                 " LEFT JOIN subscriptions ON subscriptions.id = matches.subscription_id"
                 " WHERE COALESCE(subscriptions.mode, 'both') != 'instant'"
-                " GROUP BY due.chat_id, posts.id ORDER BY due.chat_id, posts.date, posts.id",
+                " GROUP BY due.chat_id, matches.post_id",
                 (*[value for chat_id, at in chunk for value in (chat_id, _ts(at))], _ts(until)),
             )
             for number, row in enumerate(rows):
                 if number % _ROWS_PER_TURN == _ROWS_PER_TURN - 1:
                     await asyncio.sleep(0)  # thousands of rows: the event loop gets turns
-                pairs = sorted((int(n), str(query)) for n, query in json.loads(row["queries"]))
-                queries = tuple(dict.fromkeys(query for _, query in pairs))
-                post_id = int(row["id"])
-                post = posts.get(post_id)
-                if post is None:
-                    post = posts[post_id] = _stored_post(row)
-                found.setdefault(int(row["due_chat"]), []).append(DigestEntry(post, queries))
-        return found
+                found = json.loads(row["queries"])
+                if len(found) == 1:
+                    queries: tuple[str, ...] = (str(found[0][1]),)
+                else:
+                    ordered = sorted((int(n), str(query)) for n, query in found)
+                    queries = tuple(dict.fromkeys(query for _, query in ordered))
+                pairs.append((int(row["due_chat"]), int(row["post_id"]), queries))
+        missing = sorted({post_id for _, post_id, _ in pairs if post_id not in posts})
+        for post in await self.posts_by_ids(missing):
+            posts[post.id] = post
+        entries: dict[int, list[DigestEntry]] = {}
+        for chat_id, post_id, queries in pairs:
+            stored = posts.get(post_id)
+            if stored is not None:
+                entries.setdefault(chat_id, []).append(DigestEntry(stored, queries))
+        for chat_entries in entries.values():
+            chat_entries.sort(key=lambda entry: (entry.post.post.date, entry.post.id))
+        return entries
 
     async def mention_counts(
         self,
