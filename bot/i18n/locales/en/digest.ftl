@@ -1,4 +1,4 @@
-# The daily digest (bot/digest.py). $dates are the local dates of the covered period
+# The daily digest (bot/digest/render.py). $dates are the local dates of the covered period
 # ("November 27 – 28"); $period is the period itself ("27 Nov 08:00 – 28 Nov 08:00 MSK").
 
 digest-heading = 📰 Digest for { $dates }
