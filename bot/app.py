@@ -26,6 +26,7 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiogram.types import LinkPreviewOptions, User
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 
@@ -303,6 +304,23 @@ def schedule_pruning(
     )
 
 
+def watch_overruns(scheduler: AsyncIOScheduler) -> None:
+    """Say so in the log when a periodic job's run is skipped because the previous one is
+    still going (or the loop was too busy to start it in time), instead of skipping it
+    silently: a digest job that never finishes would otherwise look like no digests."""
+
+    def skipped(event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            reason = "the previous run is still going"
+            due = getattr(event, "scheduled_run_times", None) or [None]
+        else:
+            reason = "the event loop could not start it in time"
+            due = [getattr(event, "scheduled_run_time", None)]
+        log.warning("periodic job %r skipped its run due at %s: %s", event.job_id, due[0], reason)
+
+    scheduler.add_listener(skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+
+
 async def run_service(settings: Settings, redact: Redactor | None = None) -> int:
     """Run until SIGTERM or SIGINT, then shut down in order without losing queued alerts.
 
@@ -391,6 +409,7 @@ async def _serve(
     dispatcher = build_dispatcher(storage, matcher, settings, manager, searches, catalog)
 
     scheduler = AsyncIOScheduler(timezone=UTC)
+    watch_overruns(scheduler)
     jobs: set[asyncio.Task[Any]] = set()  # scheduler jobs running now (finished at shutdown)
 
     # Due times stored under the previous run's DIGEST_TIME and TIMEZONE are worked out again.

@@ -365,3 +365,41 @@ async def test_an_edit_of_a_pruned_post_is_stored_without_alerting_again(
     assert (recent.created, recent.alerts_queued) == (True, 1)
     without = Ingest(storage, matcher, asyncio.Event())  # keep forever: the rule is off
     assert (await without.handle(_post("3", now - timedelta(days=400)))).alerts_queued == 1
+
+
+async def test_a_periodic_job_that_overruns_is_logged_not_skipped_silently(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.app import watch_overruns
+
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow_job() -> None:
+        started.set()
+        await release.wait()
+
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    watch_overruns(scheduler)
+    scheduler.add_job(
+        slow_job,
+        "interval",
+        seconds=0.05,
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        id="digests",
+    )
+    with caplog.at_level(logging.WARNING, logger="bot.app"):
+        scheduler.start()
+        try:
+            await asyncio.wait_for(started.wait(), 30)
+            for _ in range(3000):  # until the next run is due and skipped (bounded)
+                if any(r.name == "bot.app" for r in caplog.records):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            release.set()
+            scheduler.shutdown(wait=False)
+    record = next(r for r in caplog.records if r.name == "bot.app")
+    assert "'digests'" in record.getMessage()
+    assert "the previous run is still going" in record.getMessage()

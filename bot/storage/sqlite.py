@@ -550,36 +550,31 @@ class Storage:
         already_alerted = {int(r["chat_id"]) for r in rows}
         by_chat: dict[int, list[MatchRecord]] = {}
         for match in matches:
-            await db.execute(
-                "INSERT OR IGNORE INTO matches (post_id, subscription_id, chat_id, query,"
-                " created_at) VALUES (?, ?, ?, ?, ?)",
-                (post_id, match.subscription_id, match.chat_id, match.query, now),
-            )
             if match.subscription_id not in digest_only:
                 by_chat.setdefault(match.chat_id, []).append(match)
-        queued = 0
+        # A post's rows go in two statements, not one per row: each `execute` is a hop to
+        # the database thread, and a popular post matches thousands of subscriptions.
+        await db.executemany(
+            "INSERT OR IGNORE INTO matches (post_id, subscription_id, chat_id, query,"
+            " created_at) VALUES (?, ?, ?, ?, ?)",
+            [(post_id, m.subscription_id, m.chat_id, m.query, now) for m in matches],
+        )
+        alerts = []
         for chat_id, chat_matches in by_chat.items():
             if chat_id in already_alerted:
                 continue
             spans = sorted({(s.start, s.end) for m in chat_matches for s in m.spans})
-            # A chat that blocked the bot keeps its matches (for /search, its digest after
-            # /start) but is sent nothing until it writes /start again.
-            cur = await db.execute(
-                "INSERT OR IGNORE INTO outbox (kind, chat_id, post_id, queries, spans,"
-                " created_at, next_attempt_at) SELECT 'alert', ?, ?, ?, ?, ?, ?"
-                " WHERE EXISTS (SELECT 1 FROM subscribers WHERE chat_id = ? AND active = 1)",
-                (
-                    chat_id,
-                    post_id,
-                    json.dumps([m.query for m in chat_matches], ensure_ascii=False),
-                    json.dumps(spans),
-                    now,
-                    now,
-                    chat_id,
-                ),
-            )
-            queued += cur.rowcount
-        return queued
+            queries = json.dumps([m.query for m in chat_matches], ensure_ascii=False)
+            alerts.append((chat_id, post_id, queries, json.dumps(spans), now, now, chat_id))
+        # A chat that blocked the bot keeps its matches (for /search, its digest after
+        # /start) but is sent nothing until it writes /start again.
+        cur = await db.executemany(
+            "INSERT OR IGNORE INTO outbox (kind, chat_id, post_id, queries, spans,"
+            " created_at, next_attempt_at) SELECT 'alert', ?, ?, ?, ?, ?, ?"
+            " WHERE EXISTS (SELECT 1 FROM subscribers WHERE chat_id = ? AND active = 1)",
+            alerts,
+        )
+        return max(cur.rowcount, 0)
 
     async def _still_subscribed(
         self, matches: list[MatchRecord]
