@@ -236,6 +236,8 @@ async def supervise_tasks(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) 
 
 PRUNE_EVERY_MINUTES = 10
 PRUNE_FIRST_AFTER = timedelta(minutes=1)  # the start's own work (catch-up, the outbox) first
+SENT_KEPT = timedelta(hours=1)  # a sent message's row, kept for a look in the database
+FAILED_KEPT = timedelta(days=7)  # a message set aside, kept to be looked into
 
 
 async def prune_expired(
@@ -319,6 +321,40 @@ def watch_overruns(scheduler: AsyncIOScheduler) -> None:
         log.warning("periodic job %r skipped its run due at %s: %s", event.job_id, due[0], reason)
 
     scheduler.add_listener(skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+
+
+def schedule_outbox_pruning(
+    scheduler: AsyncIOScheduler, storage: Storage, running: set[asyncio.Task[Any]]
+) -> None:
+    """Every PRUNE_EVERY_MINUTES, delete outbox rows sent more than SENT_KEPT ago (the day's
+    counts stay for /stats) and rows set aside more than FAILED_KEPT ago: without this the
+    outbox grew by every alert ever sent."""
+
+    async def prune_outbox() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running.add(task)
+        try:
+            now = datetime.now(UTC)
+            pruned = await storage.prune_finished(now - SENT_KEPT, now - FAILED_KEPT)
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("pruning sent messages failed, tried again later: %s", exc)
+            return
+        finally:
+            running.discard(task)
+        if pruned:
+            log.info("pruned %d sent or set-aside message(s) from the outbox", pruned)
+
+    scheduler.add_job(
+        prune_outbox,
+        "interval",
+        minutes=PRUNE_EVERY_MINUTES,
+        next_run_time=datetime.now(UTC) + PRUNE_FIRST_AFTER,
+        misfire_grace_time=None,
+        coalesce=True,
+        max_instances=1,
+        id="prune-outbox",
+    )
 
 
 async def run_service(settings: Settings, redact: Redactor | None = None) -> int:
@@ -445,6 +481,7 @@ async def _serve(
         id="digests",
     )
     schedule_pruning(scheduler, storage, settings.retention_days, jobs)
+    schedule_outbox_pruning(scheduler, storage, jobs)
 
     await add_configured_sources(settings, storage)
     tasks: list[asyncio.Task[None]] = []

@@ -403,3 +403,25 @@ async def test_a_periodic_job_that_overruns_is_logged_not_skipped_silently(
     record = next(r for r in caplog.records if r.name == "bot.app")
     assert "'digests'" in record.getMessage()
     assert "the previous run is still going" in record.getMessage()
+
+
+async def test_sent_messages_leave_the_outbox_after_a_while_but_stay_counted(
+    storage: Storage, clock: Clock
+) -> None:
+    # The outbox keeps a sent row for SENT_KEPT, a set-aside one for FAILED_KEPT; the day's
+    # count of alerts sent (/stats) outlives the rows; nothing waiting is ever touched.
+    match = await _subscribe(storage, 1)
+    for number in range(4):
+        await storage.save_post(_post(str(number), clock.now), [match])
+    first, second, third, fourth = await storage.pending_messages(clock.now)
+    await storage.mark_sent([first.id, second.id])
+    await storage.set_aside(third.id, "refused")
+    clock.advance(hours=2)
+    assert await storage.prune_finished(clock.now - timedelta(hours=1), START) == 2
+    assert await storage.prune_finished(clock.now - timedelta(hours=1), START) == 0
+    assert await storage.outbox_counts() == {"pending": 1, "sent": 0, "failed": 1}
+    assert [m.id for m in await storage.pending_messages(clock.now)] == [fourth.id]
+    assert (await storage.service_counts(START))["alerts"] == 2
+    clock.advance(days=8)
+    assert await storage.prune_finished(clock.now, clock.now - timedelta(days=7)) == 1
+    assert await storage.outbox_counts() == {"pending": 1, "sent": 0, "failed": 0}

@@ -47,7 +47,7 @@ async def test_migrations_create_schema_once(tmp_path: Path) -> None:
         "outbox",
     } <= tables
     assert mode == "wal"
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,)]
 
 
 async def test_same_post_twice_is_stored_and_alerted_once(storage: Storage) -> None:

@@ -929,17 +929,17 @@ class Storage:
 
     async def service_counts(self, since: datetime) -> dict[str, int]:
         """What `/stats` shows: subscribers (and the active ones, not blocked), queries (and
-        the paused ones), alerts sent since `since`, and messages waiting to be sent to
-        active chats (what the sender still has to do)."""
+        the paused ones), alerts sent since the UTC day of `since`, and messages waiting to
+        be sent to active chats (what the sender still has to do)."""
         row = await self._one(
             "SELECT (SELECT COUNT(*) FROM subscribers) AS subscribers,"
             " (SELECT COUNT(*) FROM subscribers WHERE active = 1) AS active,"
             " (SELECT COUNT(*) FROM subscriptions) AS queries,"
             " (SELECT COUNT(*) FROM subscriptions WHERE paused = 1) AS paused,"
-            " (SELECT COUNT(*) FROM outbox WHERE kind = 'alert' AND sent_at >= ?) AS alerts,"
+            " (SELECT SUM(alerts) FROM sent_daily WHERE day >= ?) AS alerts,"
             " (SELECT COUNT(*) FROM outbox JOIN subscribers USING (chat_id)"
             "  WHERE sent_at IS NULL AND failed_at IS NULL AND active = 1) AS pending",
-            (_ts(since),),
+            (since.astimezone(UTC).date().isoformat(),),
         )
         assert row is not None
         keys = ("subscribers", "active", "queries", "paused", "alerts", "pending")
@@ -1048,8 +1048,52 @@ class Storage:
         return cur.rowcount
 
     async def mark_sent(self, ids: int | Collection[int]) -> None:
-        """Telegram accepted the message carrying these rows."""
-        await self._update_outbox("sent_at = ?", (_ts(_now()),), ids)
+        """Telegram accepted the message carrying these rows (counted for the day: the rows
+        themselves are pruned soon after)."""
+        chosen = [ids] if isinstance(ids, int) else sorted(ids)
+        if not chosen:
+            return
+        now = _now()
+        marks = ", ".join("?" * len(chosen))
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO sent_daily (day, alerts, digests)"
+                " SELECT ?, COALESCE(SUM(kind = 'alert'), 0), COALESCE(SUM(kind = 'digest'), 0)"
+                f" FROM outbox WHERE id IN ({marks}) AND sent_at IS NULL"
+                " ON CONFLICT (day) DO UPDATE SET alerts = alerts + excluded.alerts,"
+                " digests = digests + excluded.digests",
+                (now.date().isoformat(), *chosen),
+            )
+            await db.execute(
+                f"UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id IN ({marks})",
+                (_ts(now), *chosen),
+            )
+
+    async def prune_finished(
+        self, sent_before: datetime, failed_before: datetime, *, batch: int = PRUNE_BATCH * 10
+    ) -> int:
+        """Delete outbox rows sent before `sent_before` or set aside before `failed_before`
+        (those are kept longer, to be looked into), `batch` per transaction with a turn for
+        the event loop between; returns how many. Rows still waiting are never touched."""
+        total = 0
+        while True:
+            async with self._transaction() as db:
+                cur = await db.execute(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                    " WHERE (sent_at IS NOT NULL OR failed_at IS NOT NULL)"
+                    " AND COALESCE(sent_at, failed_at) < ?"
+                    " AND (sent_at < ? OR failed_at < ?) LIMIT ?)",
+                    (
+                        _ts(max(sent_before, failed_before)),
+                        _ts(sent_before),
+                        _ts(failed_before),
+                        batch,
+                    ),
+                )
+            total += cur.rowcount
+            if cur.rowcount < batch:
+                return total
+            await asyncio.sleep(0)
 
     async def postpone(self, ids: int | Collection[int], until: datetime, error: str) -> None:
         """A transient failure: try again at `until`."""
