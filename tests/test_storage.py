@@ -47,7 +47,7 @@ async def test_migrations_create_schema_once(tmp_path: Path) -> None:
         "outbox",
     } <= tables
     assert mode == "wal"
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,), (8,)]
 
 
 async def test_same_post_twice_is_stored_and_alerted_once(storage: Storage) -> None:
@@ -286,3 +286,61 @@ async def test_the_channel_title_is_stored_shown_with_alerts_and_kept_for_the_so
     assert stored is not None
     assert stored.post.channel_title == "Google Alert - Орешник"
     assert (await storage.list_sources())[0].title == "Google Alert - Орешник"
+
+
+async def _queues_agree(storage: Storage) -> list[tuple[int, str, int, str]]:
+    """`outbox_queues` as the triggers keep it, checked against the outbox itself."""
+    kept = [
+        tuple(row)
+        for row in await storage._all(
+            "SELECT chat_id, kind, first_id, due_at FROM outbox_queues ORDER BY chat_id, kind"
+        )
+    ]
+    worked_out = [
+        tuple(row)
+        for row in await storage._all(
+            "SELECT chat_id, kind, MIN(id), MAX(next_attempt_at) FROM outbox"
+            " WHERE sent_at IS NULL AND failed_at IS NULL GROUP BY chat_id, kind"
+            " ORDER BY chat_id, kind"
+        )
+    ]
+    assert kept == worked_out
+    return kept  # type: ignore[return-value]
+
+
+async def test_the_queue_summary_follows_every_change_to_waiting_messages(
+    storage: Storage,
+) -> None:
+    # The sender reads `outbox_queues` instead of grouping every waiting row: after each
+    # kind of change it must say exactly what the outbox says.
+    matches = [await _subscribe(storage, chat, "Oreshnik") for chat in (1, 2, 3)]
+    for number in range(6):
+        await storage.save_post(_post(str(number)), matches)
+    now = datetime.now(UTC) + timedelta(seconds=1)  # the rows are stamped with the real time
+    await storage.queue_digest(1, ["<b>Digest</b>"], now)
+    assert len(await _queues_agree(storage)) == 4
+    waiting = await storage.pending_messages(now + timedelta(seconds=1))
+    by_chat: dict[int, list[int]] = {}
+    for message in waiting:
+        by_chat.setdefault(message.chat_id, []).append(message.id)
+    await storage.mark_sent(by_chat[1][:2])
+    await _queues_agree(storage)
+    await storage.postpone(by_chat[2][0], now + timedelta(hours=1), "429")
+    await _queues_agree(storage)
+    await storage.hold_alerts(3, now + timedelta(hours=2))
+    await _queues_agree(storage)
+    later = now + timedelta(hours=1, seconds=1)
+    assert 3 not in await storage.pending_chats(later, 10)  # held past `later`
+    await storage.release_alerts(3)
+    await _queues_agree(storage)
+    await storage.set_aside(by_chat[2][1:3], "refused")
+    await _queues_agree(storage)
+    await storage.move_chat(3, 30)
+    kept = await _queues_agree(storage)
+    assert {row[0] for row in kept} == {1, 2, 30}
+    await storage.mark_sent([m.id for m in await storage.pending_messages(later, 100)])
+    await storage.mark_sent(
+        [m.id for m in await storage.pending_messages(now + timedelta(days=1), 100)]
+    )
+    assert await _queues_agree(storage) == []
+    assert await storage.next_attempt_at() is None

@@ -961,20 +961,20 @@ class Storage:
         """Active chats with something due now (not `skip_chats`), the longest-waiting first.
 
         A chat's alerts and its digests are two queues, each kept in order: a queue with a
-        postponed (or held) message waits whole, and does not hold up the other.
+        postponed (or held) message waits whole, and does not hold up the other. Read from
+        `outbox_queues` in the order of each queue's oldest row, so the cost follows `limit`,
+        not how many messages wait.
         """
         skip = sorted(skip_chats)
         rows = await self._all(
-            "SELECT chat_id, MIN(first) AS first FROM (SELECT outbox.chat_id,"
-            " MIN(outbox.id) AS first FROM outbox JOIN subscribers USING (chat_id)"
-            " WHERE outbox.sent_at IS NULL AND outbox.failed_at IS NULL"
-            " AND subscribers.active = 1"
-            f" AND outbox.chat_id NOT IN ({', '.join('?' * len(skip))})"
-            " GROUP BY outbox.chat_id, outbox.kind HAVING MAX(outbox.next_attempt_at) <= ?)"
-            " GROUP BY chat_id ORDER BY first LIMIT ?",
-            (*skip, _ts(now), limit),
+            "SELECT outbox_queues.chat_id FROM outbox_queues"
+            " JOIN subscribers USING (chat_id)"
+            " WHERE outbox_queues.due_at <= ? AND subscribers.active = 1"
+            f" AND outbox_queues.chat_id NOT IN ({', '.join('?' * len(skip))})"
+            " ORDER BY outbox_queues.first_id LIMIT ?",
+            (_ts(now), *skip, limit * 2),  # a chat may be there twice (alerts, digests)
         )
-        return [int(row["chat_id"]) for row in rows]
+        return list(dict.fromkeys(int(row["chat_id"]) for row in rows))[:limit]
 
     async def pending_messages(
         self,
@@ -1017,10 +1017,9 @@ class Storage:
         its latest postponed message, as in `pending_chats`, so a new alert behind held ones
         does not look due."""
         row = await self._one(
-            "SELECT MIN(due) AS due FROM (SELECT MAX(next_attempt_at) AS due FROM outbox"
-            " JOIN subscribers USING (chat_id)"
-            " WHERE sent_at IS NULL AND failed_at IS NULL AND subscribers.active = 1"
-            " GROUP BY outbox.chat_id, outbox.kind)"
+            "SELECT outbox_queues.due_at AS due FROM outbox_queues"
+            " JOIN subscribers USING (chat_id) WHERE subscribers.active = 1"
+            " ORDER BY outbox_queues.due_at LIMIT 1"
         )
         return None if row is None else _dt(row["due"])
 
