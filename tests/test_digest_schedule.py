@@ -264,7 +264,7 @@ async def test_the_due_chats_are_read_through_the_index(storage: Storage) -> Non
     for chat_id in range(1, 51):
         await _add_chat(storage, chat_id, created=_utc(2026, 11, 1))
     statements: list[str] = []
-    await storage._db.set_trace_callback(statements.append)  # the SQL as run, values bound
+    await storage._reader.set_trace_callback(statements.append)  # the SQL as run, values bound
     due = await storage.due_for_digest(_utc(2026, 11, 20, 8), 500)
     assert len(due) == 50
     (statement,) = [s for s in statements if "FROM subscribers" in s]

@@ -344,3 +344,26 @@ async def test_the_queue_summary_follows_every_change_to_waiting_messages(
     )
     assert await _queues_agree(storage) == []
     assert await storage.next_attempt_at() is None
+
+
+async def test_the_senders_reads_do_not_wait_behind_a_write(storage: Storage) -> None:
+    # The writer's thread is held (a slow write, in effect) by a function that waits; the
+    # sender's and the digest's reads go through the reading connection and still answer.
+    import asyncio
+    import threading
+
+    match = await _subscribe(storage, 1, "Oreshnik")
+    await storage.save_post(_post(), [match])
+    release = threading.Event()
+    await storage._db.create_function("hold_the_writer", 0, lambda: int(release.wait(60)))
+    writing = asyncio.create_task(storage._db.execute("SELECT hold_the_writer()"))
+    try:
+        await asyncio.sleep(0)
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        assert await asyncio.wait_for(storage.pending_chats(later, 10), 30) == [1]
+        assert len(await asyncio.wait_for(storage.pending_messages(later), 30)) == 1
+        assert await asyncio.wait_for(storage.next_attempt_at(), 30) is not None
+        assert not writing.done()
+    finally:
+        release.set()
+        await writing

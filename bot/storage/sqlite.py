@@ -160,6 +160,19 @@ KEEP_PER_SOURCE = RHYTHM_POSTS + 1
 _SET_CURSOR = "UPDATE sources SET cursor = ? WHERE id = ?"
 
 
+async def _open_reader(path: Path | str) -> aiosqlite.Connection:
+    reader = await aiosqlite.connect(str(path), isolation_level=None)
+    try:
+        reader.row_factory = sqlite3.Row
+        await reader.execute("PRAGMA query_only = 1")
+        await reader.execute("PRAGMA busy_timeout = 5000")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await reader.close()
+        raise
+    return reader
+
+
 class Storage:
     """Everything Dozor keeps, behind typed methods."""
 
@@ -171,6 +184,10 @@ class Storage:
         lock: ProcessLock | None = None,
     ) -> None:
         self._db = connection
+        # Reads that never need to see a transaction in progress (the sender's next messages,
+        # digests, search, export) go through a second connection: in WAL mode they run
+        # beside a write instead of queueing behind it on the writer's thread.
+        self._reader = connection
         self._lock = asyncio.Lock()
         self._redact = redact or Redactor()
         self._process_lock = lock
@@ -205,6 +222,8 @@ class Storage:
             await connection.execute("PRAGMA busy_timeout = 5000")
             await storage._migrate()
             await storage.check_writable()
+            if str(path) != ":memory:":
+                storage._reader = await _open_reader(path)
         except StorageError:
             raise
         except (sqlite3.Error, OSError) as exc:
@@ -227,6 +246,8 @@ class Storage:
 
     async def close(self) -> None:
         try:
+            if self._reader is not self._db:
+                await self._reader.close()
             await self._db.close()
         finally:
             if self._process_lock is not None:
@@ -304,14 +325,26 @@ class Storage:
                 f"'{_ts(_now())}');\nCOMMIT;"
             )
 
-    async def _one(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
-        async with self._db.execute(sql, params) as cursor:
+    async def _one(
+        self, sql: str, params: Sequence[object] = (), *, read: bool = False
+    ) -> sqlite3.Row | None:
+        """One row; `read`: through the reading connection (never inside a transaction)."""
+        async with (self._reader if read else self._db).execute(sql, params) as cursor:
             row: sqlite3.Row | None = await cursor.fetchone()
             return row
 
-    async def _all(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        async with self._db.execute(sql, params) as cursor:
+    async def _all(
+        self, sql: str, params: Sequence[object] = (), *, read: bool = False
+    ) -> list[sqlite3.Row]:
+        """Every row; `read`: through the reading connection (never inside a transaction)."""
+        async with (self._reader if read else self._db).execute(sql, params) as cursor:
             return list(await cursor.fetchall())
+
+    async def _read_one(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
+        return await self._one(sql, params, read=True)
+
+    async def _read_all(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        return await self._all(sql, params, read=True)
 
     # --- sources -------------------------------------------------------------------------
 
@@ -637,7 +670,7 @@ class Storage:
     async def count_candidates(self, fts: str) -> int:
         """How many posts the FTS5 expression `fts` admits (built by `matching.candidates`,
         which quotes every term: never user text)."""
-        row = await self._one(
+        row = await self._read_one(
             "SELECT COUNT(*) AS n FROM posts_fts WHERE posts_fts MATCH ?", (fts,)
         )
         return 0 if row is None else int(row["n"])
@@ -671,7 +704,7 @@ class Storage:
             where.append("date >= ?")
             params.append(_ts(since))
         index = "INDEXED BY posts_date" if dense or fts is None else ""
-        rows = await self._all(
+        rows = await self._read_all(
             f"SELECT * FROM posts {index} WHERE {' AND '.join(where) or '1'}"
             " ORDER BY date DESC, id DESC LIMIT ?",
             (*params, limit),
@@ -683,7 +716,7 @@ class Storage:
         found: dict[int, StoredPost] = {}
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
-            rows = await self._all(
+            rows = await self._read_all(
                 f"SELECT * FROM posts WHERE id IN ({', '.join('?' * len(chunk))})", chunk
             )
             found.update((int(row["id"]), _stored_post(row)) for row in rows)
@@ -966,7 +999,7 @@ class Storage:
         not how many messages wait.
         """
         skip = sorted(skip_chats)
-        rows = await self._all(
+        rows = await self._read_all(
             "SELECT outbox_queues.chat_id FROM outbox_queues"
             " JOIN subscribers USING (chat_id)"
             " WHERE outbox_queues.due_at <= ? AND subscribers.active = 1"
@@ -992,7 +1025,7 @@ class Storage:
         if not chats:
             return []
         chosen = sorted(chats)
-        rows = await self._all(
+        rows = await self._read_all(
             "SELECT * FROM (SELECT *,"
             " ROW_NUMBER() OVER (PARTITION BY chat_id ORDER BY id) AS nth FROM ("
             "SELECT outbox.*, posts.id AS p_id, posts.source AS p_source,"
@@ -1016,7 +1049,7 @@ class Storage:
         """When the next queue becomes due (None if nothing is pending): a queue waits for
         its latest postponed message, as in `pending_chats`, so a new alert behind held ones
         does not look due."""
-        row = await self._one(
+        row = await self._read_one(
             "SELECT outbox_queues.due_at AS due FROM outbox_queues"
             " JOIN subscribers USING (chat_id) WHERE subscribers.active = 1"
             " ORDER BY outbox_queues.due_at LIMIT 1"
@@ -1216,7 +1249,7 @@ class Storage:
         last chat's next digest time and id) reads the next page."""
         start = "" if after is None or after[0] is None else _ts(after[0])
         last_chat = -(2**63) if after is None else after[1]
-        rows = await self._all(
+        rows = await self._read_all(
             "SELECT * FROM subscribers WHERE active = 1 AND next_digest_at <= ?"
             " AND next_digest_at >= ? AND (next_digest_at, chat_id) > (?, ?)"
             " ORDER BY next_digest_at, chat_id LIMIT ?",
@@ -1261,7 +1294,7 @@ class Storage:
         posts = known if known is not None else {}
         pairs: list[tuple[int, int, tuple[str, ...]]] = []
         for chunk in _chunks(sorted(since.items()), _CHATS_PER_READ):
-            rows = await self._all(
+            rows = await self._read_all(
                 f"WITH due (chat_id, since) AS (VALUES {_pairs(len(chunk))})"
                 " SELECT due.chat_id AS due_chat, matches.post_id AS post_id,"
                 " json_group_array(json_array(matches.subscription_id, matches.query))"
@@ -1318,7 +1351,7 @@ class Storage:
                     _ts(change) if change else "",
                     f"{after:+d} minutes",
                 ]
-            rows = await self._all(
+            rows = await self._read_all(
                 "WITH due (chat_id, before, change, after) AS"
                 f" (VALUES {', '.join(['(?, ?, ?, ?)'] * len(chunk))})"
                 " SELECT due.chat_id AS chat_id, matches.query AS query,"
@@ -1351,7 +1384,7 @@ class Storage:
         """Each chat's queries in the order it saved them."""
         order: dict[int, list[str]] = {}
         for chunk in _chunks(sorted(set(chat_ids)), _CHATS_PER_READ * 2):
-            rows = await self._all(
+            rows = await self._read_all(
                 "SELECT chat_id, query FROM subscriptions"
                 f" WHERE chat_id IN ({', '.join('?' * len(chunk))}) ORDER BY chat_id, id",
                 chunk,
@@ -1407,7 +1440,7 @@ class Storage:
         if before is not None:
             after = " AND (posts.date, posts.id) < (?, ?)"
             params += [_ts(before[0]), before[1]]
-        rows = await self._all(
+        rows = await self._read_all(
             "SELECT posts.*,"
             " json_group_array(json_array(matches.subscription_id, matches.query)) AS queries"
             " FROM matches JOIN posts ON posts.id = matches.post_id"
