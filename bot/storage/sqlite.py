@@ -607,7 +607,24 @@ class Storage:
             " WHERE EXISTS (SELECT 1 FROM subscribers WHERE chat_id = ? AND active = 1)",
             alerts,
         )
-        return max(cur.rowcount, 0)
+        queued = max(cur.rowcount, 0)
+        if queued:
+            await self._file_queues(db, "post_id = ? AND kind = 'alert'", (post_id,))
+        return queued
+
+    @staticmethod
+    async def _file_queues(db: aiosqlite.Connection, rows: str, params: Sequence[object]) -> None:
+        """Add the waiting outbox rows chosen by `rows` to their chats' queue summaries
+        (`outbox_queues`, migration 0008), in one statement."""
+        await db.execute(
+            "INSERT INTO outbox_queues (chat_id, kind, first_id, due_at)"
+            " SELECT chat_id, kind, MIN(id), MAX(next_attempt_at) FROM outbox"
+            f" WHERE {rows} AND sent_at IS NULL AND failed_at IS NULL"
+            " GROUP BY chat_id, kind"
+            " ON CONFLICT (chat_id, kind) DO UPDATE SET"
+            " first_id = MIN(first_id, excluded.first_id), due_at = MAX(due_at, excluded.due_at)",
+            params,
+        )
 
     async def _still_subscribed(
         self, matches: list[MatchRecord]
@@ -1409,11 +1426,16 @@ class Storage:
             if digest.chart is not None:
                 rows.append((digest.chat_id, digest.chart, MEDIA_CHART, now, now))
         async with self._transaction() as db:
+            cur = await db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox")
+            before = await cur.fetchone()
             await db.executemany(
                 "INSERT INTO outbox (kind, chat_id, text, media, created_at, next_attempt_at)"
                 " VALUES ('digest', ?, ?, ?, ?, ?)",
                 rows,
             )
+            if rows:
+                last = int(before[0]) if before is not None else 0
+                await self._file_queues(db, "id > ? AND kind = 'digest'", (last,))
             await db.executemany(
                 "UPDATE subscribers SET last_digest_at = ?,"
                 " next_digest_at = COALESCE(?, next_digest_at) WHERE chat_id = ?",
