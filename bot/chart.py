@@ -106,8 +106,15 @@ def build_figure(data: ChartData, *, title: str, day_label: Callable[[date], str
     figure = Figure(figsize=(FIGURE_INCHES, FIGURE_INCHES), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     # A long title wraps to the figure's width instead of running off both edges.
+    # Titles, labels and queries are plain text: `$…$` in a query is not TeX (matplotlib
+    # would parse it as mathtext, and fail on `$x^\frac{$`).
     figure.suptitle(
-        title, fontsize=TITLE_SIZE, fontfamily=FONT_FAMILY, fontweight="bold", wrap=True
+        title,
+        fontsize=TITLE_SIZE,
+        fontfamily=FONT_FAMILY,
+        fontweight="bold",
+        wrap=True,
+        parse_math=False,
     )
     axes = figure.add_subplot()
     positions = range(len(data.days))
@@ -131,6 +138,8 @@ def build_figure(data: ChartData, *, title: str, day_label: Callable[[date], str
     step = math.ceil(len(data.days) / MAX_DAY_TICKS)
     named = list(range(len(data.days) - 1, -1, -step))[::-1]
     axes.set_xticks(named, [day_label(data.days[index]) for index in named])
+    for tick in axes.get_xticklabels():
+        tick.set_parse_math(False)
     axes.set_xlim(-0.5, len(data.days) - 0.5)
     peak = max((max(series.counts) for series in data.series), default=0)
     axes.set_ylim(0, max(peak, 1) * Y_HEADROOM)
@@ -142,7 +151,7 @@ def build_figure(data: ChartData, *, title: str, day_label: Callable[[date], str
 
     if data.series:
         # Anchored above the axes (not `figure.legend`) so the layout stacks it under the title.
-        axes.legend(
+        legend = axes.legend(
             loc="lower center",
             bbox_to_anchor=(0.5, 1.01),
             borderaxespad=0.0,
@@ -152,6 +161,8 @@ def build_figure(data: ChartData, *, title: str, day_label: Callable[[date], str
             handlelength=2.2,
             columnspacing=1.5,
         )
+        for text in legend.get_texts():
+            text.set_parse_math(False)
     return figure
 
 

@@ -243,3 +243,18 @@ def test_charts_drawn_in_parallel_threads_come_out_the_same(chart_png: bytes) ->
             pool.map(lambda _: render_chart(data, title=TITLE, day_label=_ru_day), range(2))
         )
     assert pngs == [chart_png, chart_png]
+
+
+def test_dollar_signs_and_backslashes_in_queries_are_drawn_as_text_not_parsed_as_tex() -> None:
+    # A query such as `$x^\frac{$` made matplotlib's mathtext raise while drawing: every
+    # title, label and tick is plain text.
+    days = tuple(date(2026, 11, 1) + timedelta(days=n) for n in range(14))
+    data = ChartData(
+        days, (Series("$x^\\frac{$ OR \\", tuple(range(14))), Series("a $$ b", (1,) * 14))
+    )
+    figure = build_figure(data, title="Title $\\alpha$ $", day_label=lambda day: f"${day.day}")
+    legend = figure.axes[0].get_legend()
+    assert legend is not None
+    assert [text.get_text() for text in legend.get_texts()] == ["$x^\\frac{$ OR \\", "a $$ b"]
+    png = render_chart(data, title="Title $\\alpha$ $", day_label=lambda day: f"${day.day}")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")

@@ -290,6 +290,9 @@ class OutboxWorker:
             png, caption = await draw_chart_async(payload)
         except BadChart as exc:
             return SendResult("rejected", str(exc))
+        except Exception as exc:  # matplotlib refused to draw it: drawing again would too
+            log.exception("could not draw the chart for chat %d", chat_id)
+            return SendResult("rejected", f"the chart could not be drawn: {exc}")
         return await self._sender.send_photo(chat_id, png, caption)
 
     async def _hold(self, chat_id: int, until: datetime, carried: list[PendingMessage]) -> int:
