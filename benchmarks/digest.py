@@ -43,12 +43,11 @@ import match as generated  # noqa: E402 (benchmarks/match.py: the same generated
 from bot.app import settle_heap  # noqa: E402
 from bot.digest import (  # noqa: E402
     DigestCache,
-    chart_payload,
+    chart_for,
     chart_window,
     next_slot,
     queue_digests,
     render_digest,
-    subscriber_chart,
 )
 from bot.domain import Subscription  # noqa: E402
 from bot.i18n import Catalog  # noqa: E402
@@ -210,8 +209,7 @@ async def naive(storage: Storage, catalog: Catalog, matcher: Matcher) -> int:
             queries=order,
             cache=DigestCache(matcher),  # nothing shared between subscribers
         )
-        data = subscriber_chart(counts.get(chat, {}), t, NOW, UTC)
-        chart = chart_payload(data, t, caption="") if data.series else None
+        chart = chart_for(counts.get(chat, {}), t, NOW, UTC)
         await storage.queue_digests(
             [QueuedDigest(chat, tuple(parts), NOW, chart, next_slot(NOW, AT, UTC))]
         )

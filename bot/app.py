@@ -10,7 +10,7 @@ import json
 import logging
 import signal
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -268,6 +268,40 @@ async def prune_expired(
     return pruned
 
 
+def add_periodic(
+    scheduler: AsyncIOScheduler,
+    work: Callable[[], Awaitable[None]],
+    running: set[asyncio.Task[Any]],
+    *,
+    job_id: str,
+    every: timedelta,
+    first: timedelta = timedelta(0),
+) -> None:
+    """Run `work` every `every` (the first time `first` from now): one run at a time, a late
+    run not made up twice, and a run in progress tracked in `running`, so that shutdown
+    lets it finish."""
+
+    async def run() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running.add(task)
+        try:
+            await work()
+        finally:
+            running.discard(task)
+
+    scheduler.add_job(
+        run,
+        "interval",
+        seconds=every.total_seconds(),
+        next_run_time=datetime.now(UTC) + first,
+        misfire_grace_time=None,
+        coalesce=True,
+        max_instances=1,
+        id=job_id,
+    )
+
+
 def schedule_pruning(
     scheduler: AsyncIOScheduler,
     storage: Storage,
@@ -281,28 +315,17 @@ def schedule_pruning(
         return
 
     async def prune_job() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        running.add(task)
-        try:
-            await prune_expired(
-                storage,
-                days,
-                datetime.now(UTC),
-                stop=lambda: scheduler.state != STATE_RUNNING,
-            )
-        finally:
-            running.discard(task)
+        await prune_expired(
+            storage, days, datetime.now(UTC), stop=lambda: scheduler.state != STATE_RUNNING
+        )
 
-    scheduler.add_job(
+    add_periodic(
+        scheduler,
         prune_job,
-        "interval",
-        minutes=PRUNE_EVERY_MINUTES,
-        next_run_time=datetime.now(UTC) + PRUNE_FIRST_AFTER,
-        misfire_grace_time=None,
-        coalesce=True,
-        max_instances=1,
-        id="prune",
+        running,
+        job_id="prune",
+        every=timedelta(minutes=PRUNE_EVERY_MINUTES),
+        first=PRUNE_FIRST_AFTER,
     )
 
 
@@ -331,29 +354,22 @@ def schedule_outbox_pruning(
     outbox grew by every alert ever sent."""
 
     async def prune_outbox() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        running.add(task)
+        now = datetime.now(UTC)
         try:
-            now = datetime.now(UTC)
             pruned = await storage.prune_finished(now - SENT_KEPT, now - FAILED_KEPT)
         except (sqlite3.Error, OSError) as exc:
             log.warning("pruning sent messages failed, tried again later: %s", exc)
             return
-        finally:
-            running.discard(task)
         if pruned:
             log.info("pruned %d sent or set-aside message(s) from the outbox", pruned)
 
-    scheduler.add_job(
+    add_periodic(
+        scheduler,
         prune_outbox,
-        "interval",
-        minutes=PRUNE_EVERY_MINUTES,
-        next_run_time=datetime.now(UTC) + PRUNE_FIRST_AFTER,
-        misfire_grace_time=None,
-        coalesce=True,
-        max_instances=1,
-        id="prune-outbox",
+        running,
+        job_id="prune-outbox",
+        every=timedelta(minutes=PRUNE_EVERY_MINUTES),
+        first=PRUNE_FIRST_AFTER,
     )
 
 
@@ -452,34 +468,14 @@ async def _serve(
     await storage.reschedule_all_digests()
 
     async def digest_job() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        jobs.add(task)
-        try:
-            now = await storage.write_barrier()
-            count = await queue_digests(
-                storage,
-                now,
-                settings.digest_time,
-                settings.tz,
-                catalog=catalog,
-                index=matcher,
-            )
-        finally:
-            jobs.discard(task)
+        now = await storage.write_barrier()
+        count = await queue_digests(
+            storage, now, settings.digest_time, settings.tz, catalog=catalog, index=matcher
+        )
         if count:
             outbox_ready.set()
 
-    scheduler.add_job(
-        digest_job,
-        "interval",
-        minutes=1,
-        next_run_time=datetime.now(UTC),
-        misfire_grace_time=None,
-        coalesce=True,
-        max_instances=1,
-        id="digests",
-    )
+    add_periodic(scheduler, digest_job, jobs, job_id="digests", every=timedelta(minutes=1))
     schedule_pruning(scheduler, storage, settings.retention_days, jobs)
     schedule_outbox_pruning(scheduler, storage, jobs)
 

@@ -253,6 +253,8 @@ def fold(
     whatever its text and time. Leads and others keep the input order, so a caller sorting by
     relevance gets the most relevant post of each story as its lead.
     """
+    if len(items) < 2:  # nothing to fold with (every single alert the outbox sends)
+        return [Story(item) for item in items]
     cache = fingerprints if fingerprints is not None else Fingerprints()
     leads: list[T] = []
     lead_prints: list[Fingerprint] = []

@@ -26,11 +26,12 @@ from typing import Any
 from aiogram import BaseMiddleware, Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Filter
-from aiogram.types import CallbackQuery, Chat, ChatMemberUpdated, Message, TelegramObject, User
+from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, TelegramObject, User
 
 from bot.config import Settings
 from bot.i18n import Catalog, language_for
 from handlers.groups import is_present
+from handlers.language import event_place
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class AccessGate(BaseMiddleware):
         settings: Settings | None = data.get("settings")
         if settings is None or not settings.allowed_users:
             return await handler(event, data)
-        chat, user = _where(event)
+        chat, user = event_place(event)
         if is_allowed(user, settings) or _is_leaving(event) or _is_migration(event):
             return await handler(event, data)
         if chat is not None and chat.type != "private":
@@ -143,17 +144,6 @@ class AccessGate(BaseMiddleware):
                 await data["bot"].send_message(event.chat.id, text)
         except TelegramAPIError as exc:
             log.info("could not refuse politely: %s", exc)
-
-
-def _where(event: TelegramObject) -> tuple[Chat | None, User | None]:
-    if isinstance(event, Message):
-        return event.chat, event.from_user
-    if isinstance(event, CallbackQuery):
-        message = event.message
-        return (message.chat if message is not None else None), event.from_user
-    if isinstance(event, ChatMemberUpdated):
-        return event.chat, event.from_user
-    return None, None
 
 
 def _is_leaving(event: TelegramObject) -> bool:

@@ -33,7 +33,8 @@ def texts_for(catalog: Catalog, subscriber: Subscriber | None, user: User | None
     return catalog.texts(chat_language(subscriber, user))
 
 
-def _where(event: TelegramObject) -> tuple[Chat | None, User | None]:
+def event_place(event: TelegramObject) -> tuple[Chat | None, User | None]:
+    """The chat an update happened in and who did it (None where it names none)."""
     if isinstance(event, Message):
         return event.chat, event.from_user
     if isinstance(event, CallbackQuery):
@@ -59,7 +60,7 @@ class LanguageMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        chat, user = _where(event)
+        chat, user = event_place(event)
         storage: Storage | None = data.get("db")
         subscriber = None
         if chat is not None and storage is not None:

@@ -14,7 +14,7 @@ from aiogram.types import BufferedInputFile, Message
 from bot.config import Settings
 from bot.delivery.chats import chat_zone
 from bot.delivery.photos import draw_chart_async
-from bot.digest import chart_payload, chart_window, subscriber_chart, zone_shift
+from bot.digest import chart_for, chart_shift, chart_window
 from bot.domain import SourceInfo, Subscriber
 from bot.i18n import Texts
 from bot.sources.health import FAILING_AFTER
@@ -95,13 +95,8 @@ async def chat_chart(
     now = datetime.now(UTC)
     zone = chat_zone(subscriber, default_tz)
     _, read_from, read_to = chart_window(now, zone)
-    shift = zone_shift(zone, read_from, read_to)
-    counts = await db.mention_counts({chat_id: shift}, read_from, read_to)
-    data = subscriber_chart(counts.get(chat_id, {}), t, now, zone)
-    if not data.series:
-        return None
-    caption = t("chart-caption", dates=t.interval(data.days[0], data.days[-1]))
-    return chart_payload(data, t, caption=caption)
+    counts = await db.mention_counts({chat_id: chart_shift(now, zone)}, read_from, read_to)
+    return chart_for(counts.get(chat_id, {}), t, now, zone)
 
 
 async def cmd_stats(

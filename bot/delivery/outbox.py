@@ -35,8 +35,8 @@ from bot.delivery.chats import chat_texts, chat_zone, held_until
 from bot.delivery.photos import BadChart, draw_chart_async
 from bot.delivery.render import MAX_BATCH, AlertParts, render_alerts
 from bot.delivery.sender import Sender, SendResult
-from bot.domain import Subscriber
-from bot.folding import fold
+from bot.domain import StoredPost, Subscriber
+from bot.folding import Story, fold
 from bot.i18n import Argument, Catalog, Notify, Texts
 from bot.storage import MEDIA_CHART, PendingMessage, Storage
 
@@ -96,32 +96,31 @@ def next_message(
     first = rows[0]
     if first.kind != "alert" or first.post is None:
         return first.text or "", [first]
-    alerts: list[PendingMessage] = []
+    alerts: list[tuple[PendingMessage, StoredPost]] = []
     for row in rows if batch else rows[:1]:
         if row.kind != "alert" or row.post is None:
             break
-        alerts.append(row)
+        alerts.append((row, row.post))
     # Alerts waiting together that tell one story (reposts, the same news from several
     # channels) go out as one, naming the other sources.
     stories = fold(
         alerts,
-        key=lambda row: row.post.id if row.post else row.id,
-        text=lambda row: row.post.post.text if row.post else "",
-        when=lambda row: row.post.post.date if row.post else _utc_now(),
+        key=lambda alert: alert[1].id,
+        text=lambda alert: alert[1].post.text,
+        when=lambda alert: alert[1].post.date,
     )
-    parts = [
-        AlertParts(
-            story.lead.post,
-            tuple(dict.fromkeys(q for row in (story.lead, *story.others) for q in row.queries)),
-            story.lead.spans,
-            tuple(row.post for row in story.others if row.post),
-        )
-        for story in stories
-        if story.lead.post
-    ]
+    parts = [_alert_parts(story) for story in stories]
     text, used = render_alerts(parts, t, tz)
-    carried = [row for story in stories[:used] for row in (story.lead, *story.others)]
+    carried = [row for story in stories[:used] for row, _ in story.items]
     return text, sorted(carried, key=lambda row: row.id)
+
+
+def _alert_parts(story: Story[tuple[PendingMessage, StoredPost]]) -> AlertParts:
+    """One alert for a story: its lead post, every query any of its posts matched, and the
+    other posts (named under it)."""
+    lead, post = story.lead
+    queries = dict.fromkeys(q for row, _ in story.items for q in row.queries)
+    return AlertParts(post, tuple(queries), lead.spans, tuple(other for _, other in story.others))
 
 
 class OutboxWorker:
@@ -288,11 +287,9 @@ class OutboxWorker:
     async def _send_chart(self, chat_id: int, payload: str) -> SendResult:
         try:
             png, caption = await draw_chart_async(payload)
-        except BadChart as exc:
+        except BadChart as exc:  # drawing it again would fail again: set aside
+            log.warning("chart for chat %d set aside: %s", chat_id, exc)
             return SendResult("rejected", str(exc))
-        except Exception as exc:  # matplotlib refused to draw it: drawing again would too
-            log.exception("could not draw the chart for chat %d", chat_id)
-            return SendResult("rejected", f"the chart could not be drawn: {exc}")
         return await self._sender.send_photo(chat_id, png, caption)
 
     async def _hold(self, chat_id: int, until: datetime, carried: list[PendingMessage]) -> int:

@@ -16,7 +16,7 @@ _DRAWING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chart")
 
 
 class BadChart(ValueError):
-    """A chart row whose data cannot be read: set aside, never retried."""
+    """A chart row whose data cannot be read or drawn: set aside, never retried."""
 
 
 def read_chart(payload: str) -> tuple[ChartData, str, dict[date, str], str]:
@@ -38,7 +38,10 @@ def read_chart(payload: str) -> tuple[ChartData, str, dict[date, str], str]:
 def draw_chart(payload: str) -> tuple[bytes, str]:
     """The PNG of an outbox row's chart, and its caption."""
     data, title, labels, caption = read_chart(payload)
-    return render_chart(data, title=title, day_label=labels.__getitem__), caption
+    try:
+        return render_chart(data, title=title, day_label=labels.__getitem__), caption
+    except Exception as exc:  # matplotlib refused it (data it cannot draw): the same next time
+        raise BadChart(f"the chart could not be drawn: {exc}") from exc
 
 
 async def draw_chart_async(payload: str) -> tuple[bytes, str]:

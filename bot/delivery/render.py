@@ -162,24 +162,18 @@ def source_name(post: StoredPost) -> str:
     return post.post.channel_title or post.post.channel
 
 
-def also_line(
-    lead: StoredPost,
-    others: Sequence[StoredPost],
-    t: Texts,
-    say: Callable[..., str] | None = None,
-) -> str:
+def also_line(lead: StoredPost, others: Sequence[StoredPost], say: Callable[..., str]) -> str:
     """`also in Rybar, @milinfolive, +3` (the other sources telling the story, HTML), or
-    `+2 similar posts` when they came from the lead's own source. `say(t, key, **args)`
-    formats the text when given (a memo of them), else `t` does."""
-    say = say or (lambda texts, key, **args: texts(key, **args))
+    `+2 similar posts` when they came from the lead's own source; `say(key, **args)` writes
+    the words (a chat's `Texts`, or a memo of them)."""
     lead_name = source_name(lead)
     names = [
         name for name in dict.fromkeys(source_name(post) for post in others) if name != lead_name
     ]
     if not names:
-        return say(t, "also-similar", count=len(others))
+        return say("also-similar", count=len(others))
     shown = ", ".join(html.escape(name[:60], quote=False) for name in names[:ALSO_NAMES])
-    return say(t, "also-in", names=shown, more=len(others) - min(len(names), ALSO_NAMES))
+    return say("also-in", names=shown, more=len(others) - min(len(names), ALSO_NAMES))
 
 
 def render_alert(

@@ -34,13 +34,22 @@ from bot.digest.render import (
     stories,
 )
 from bot.digest.schedule import digest_due, digest_time, latest_slot, next_slot
-from bot.digest.trend import chart_payload, chart_window, subscriber_chart, zone_shift
+from bot.digest.trend import (
+    chart_for,
+    chart_payload,
+    chart_shift,
+    chart_window,
+    subscriber_chart,
+    zone_shift,
+)
 
 __all__ = [
     "CompiledQueries",
     "DigestCache",
     "StoryItem",
+    "chart_for",
     "chart_payload",
+    "chart_shift",
     "chart_window",
     "digest_blocks",
     "digest_due",

@@ -16,9 +16,9 @@ from typing import Any
 
 from bot.delivery.chats import chat_texts, chat_zone
 from bot.digest.cache import CompiledQueries, DigestCache
-from bot.digest.render import date_range, quiet_digest, render_digest
+from bot.digest.render import quiet_digest, render_digest
 from bot.digest.schedule import digest_due, digest_time, next_slot
-from bot.digest.trend import chart_payload, chart_window, subscriber_chart, zone_shift
+from bot.digest.trend import chart_for, chart_shift, chart_window
 from bot.domain import DigestEntry, StoredPost, Subscriber
 from bot.i18n import Catalog
 from bot.storage import QueuedDigest, Storage, ZoneShift
@@ -76,7 +76,7 @@ async def queue_digests(
     job = _Job(storage, now, tz, catalog or Catalog(), cache or DigestCache(index))
     with young_collections_only():
         try:
-            return await _queue(job, storage, now, at, tz, force=force, chat_id=chat_id)
+            return await _queue(job, at, force=force, chat_id=chat_id)
         finally:
             # Freed a slice at a time: dropped at once, tens of thousands of cached objects
             # held the event loop for ~50 ms.
@@ -105,33 +105,12 @@ def young_collections_only() -> Iterator[None]:
         gc.set_threshold(young, middle, old)
 
 
-async def _queue(
-    job: _Job,
-    storage: Storage,
-    now: datetime,
-    at: time,
-    tz: tzinfo,
-    *,
-    force: bool,
-    chat_id: int | None,
-) -> int:
+async def _queue(job: _Job, at: time, *, force: bool, chat_id: int | None) -> int:
+    storage, now = job.storage, job.now
     queued = 0
-    if force:
-        if chat_id is None:
-            chosen = await storage.active_subscribers()
-        else:
-            found = await storage.get_subscriber(chat_id)
-            chosen = [found] if found is not None and found.active else []
-        for start in range(0, len(chosen), BATCH):
-            forced = [
-                _Due(s, s.last_digest_at or now - DEFAULT_WINDOW, None)
-                for s in chosen[start : start + BATCH]
-            ]
-            queued += await job.prepare(forced)
-        return queued
+    pages = _forced_pages(storage, now, chat_id) if force else _due_pages(storage, now, at, job.tz)
     # Pipelined: the next batch's posts are read (SQLite works on its own thread) while this
     # batch's digests are written.
-    pages = _due_pages(storage, now, at, tz)
     current = await anext(pages, None)
     reading = asyncio.create_task(job.read(current)) if current is not None else None
     storing: asyncio.Task[None] | None = None
@@ -149,6 +128,23 @@ async def _queue(
     if storing is not None:
         await storing
     return queued
+
+
+async def _forced_pages(
+    storage: Storage, now: datetime, chat_id: int | None
+) -> AsyncIterator[list[_Due]]:
+    """Every active chat (or only `chat_id`), a batch at a time, due now whatever its time
+    (`digest --now`: no next due time is stored)."""
+    if chat_id is None:
+        chosen = await storage.active_subscribers()
+    else:
+        found = await storage.get_subscriber(chat_id)
+        chosen = [found] if found is not None and found.active else []
+    for start in range(0, len(chosen), BATCH):
+        yield [
+            _Due(s, s.last_digest_at or now - DEFAULT_WINDOW, None)
+            for s in chosen[start : start + BATCH]
+        ]
 
 
 async def _due_pages(
@@ -202,13 +198,8 @@ class _Job:
     def _shift(self, zone: tzinfo) -> ZoneShift:
         key = str(zone)
         if key not in self.shifts:
-            _, read_from, read_to = chart_window(self.now, zone)
-            self.shifts[key] = zone_shift(zone, read_from, read_to)
+            self.shifts[key] = chart_shift(self.now, zone)
         return self.shifts[key]
-
-    async def prepare(self, due: Sequence[_Due]) -> int:
-        """Write and queue the digests of one batch of chats; returns how many."""
-        return await self.write(due, await self.read(due))
 
     async def read(self, due: Sequence[_Due]) -> _Found:
         """Everything a batch's digests are made of, in three reads."""
@@ -229,12 +220,6 @@ class _Job:
         counts = await storage.mention_counts(charted, read_from, read_to, digest_queries=True)
         order = await storage.query_order(list(entries))
         return _Found(entries, counts, order)
-
-    async def write(self, due: Sequence[_Due], found: _Found) -> int:
-        """Write the batch's digests and queue them; returns how many were queued."""
-        digests, count = await self.render(due, found)
-        await self.storage.queue_digests(digests)
-        return count
 
     async def render(self, due: Sequence[_Due], found: _Found) -> tuple[list[QueuedDigest], int]:
         """The batch's digests (and marks to move), and how many have messages."""
@@ -271,11 +256,5 @@ class _Job:
             log.info("digest for chat %d: %d post(s)", chat, len(found))
         else:
             parts = [quiet_digest(t, item.since, now, zone)]
-        chart = None
-        if subscriber.digest_chart:
-            data = subscriber_chart(counts.get(chat, {}), t, now, zone)
-            if data.series:
-                dates = date_range(t, data.days[0], data.days[-1])
-                caption = self.cache.text(t, "chart-caption", dates=dates)
-                chart = chart_payload(data, t, caption=caption)
+        chart = chart_for(counts.get(chat, {}), t, now, zone) if subscriber.digest_chart else None
         return QueuedDigest(chat, tuple(parts), now, chart, item.next_at)

@@ -12,13 +12,21 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from bot.delivery.chats import MOMENT_PATTERN, moment_text, zone_label
-from bot.delivery.render import MAX_MESSAGE, also_line, html_length, safe_link, source_name
+from bot.delivery.render import (
+    MAX_MESSAGE,
+    also_line,
+    html_length,
+    safe_link,
+    shorten,
+    source_name,
+)
 from bot.digest.cache import DigestCache
 from bot.domain import DigestEntry
 from bot.folding import Story, fold
 from bot.i18n import Texts
 
 STORIES_PER_QUERY = 5  # the most relevant stories shown under each query; the rest counted
+QUERY_CHARS = 100  # of a query in its heading, whitespace folded
 HEADING_RESERVE = 60  # UTF-16 units kept in each message for its heading
 
 
@@ -74,7 +82,7 @@ def _item(item: StoryItem, query: str, t: Texts, tz: tzinfo, cache: DigestCache)
     line = f"• {head}: {cache.excerpt(item.lead.post, query)}"
     if item.others:
         others = [entry.post for entry in item.others]
-        line += f"\n   ↪ {also_line(item.lead.post, others, t, cache.text)}"
+        line += f"\n   ↪ {also_line(item.lead.post, others, functools.partial(cache.text, t))}"
     return line
 
 
@@ -91,7 +99,7 @@ def digest_blocks(
         if not matching:
             continue
         posts = sum(item.posts_matching(query) for item in matching)
-        name = html.escape(_one_line(query), quote=False)
+        name = html.escape(shorten(" ".join(query.split()), QUERY_CHARS), quote=False)
         heading = cache.text(t, "digest-query", query=name, count=posts)
         fresh = [item for item in matching if item.lead.post.id not in shown]
         top = fresh[:STORIES_PER_QUERY]
@@ -105,11 +113,6 @@ def digest_blocks(
         blocks.append(f"<b>{heading}</b>\n{lines[0]}")
         blocks.extend(lines[1:])
     return blocks
-
-
-def _one_line(text: str, limit: int = 100) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def digest_heading(t: Texts, since: datetime, until: datetime, tz: tzinfo) -> str:

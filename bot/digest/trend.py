@@ -46,6 +46,23 @@ def chart_window(now: datetime, tz: tzinfo) -> tuple[date, datetime, datetime]:
     return last_day, now - timedelta(days=CHART_DAYS + 1), now + timedelta(seconds=1)
 
 
+def chart_shift(now: datetime, tz: tzinfo) -> ZoneShift:
+    """The zone's offsets over the days a chart made `now` covers (`zone_shift`)."""
+    _, read_from, read_to = chart_window(now, tz)
+    return zone_shift(tz, read_from, read_to)
+
+
+def chart_for(
+    counts: Mapping[str, Mapping[date, int]], t: Texts, now: datetime, tz: tzinfo
+) -> str | None:
+    """A chat's chart as an outbox row carries it (`chart_payload`, with its caption), or
+    None when none of its queries was mentioned in the 14 days."""
+    data = subscriber_chart(counts, t, now, tz)
+    if not data.series:
+        return None
+    return chart_payload(data, t, caption=_caption(t, data.days[0], data.days[-1]))
+
+
 def chart_payload(data: ChartData, t: Texts, *, caption: str) -> str:
     """What an outbox row carries for a chart (drawn when sent): JSON."""
     return json.dumps(
@@ -58,6 +75,11 @@ def chart_payload(data: ChartData, t: Texts, *, caption: str) -> str:
         },
         ensure_ascii=False,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _caption(t: Texts, first: date, last: date) -> str:
+    return t("chart-caption", dates=t.interval(first, last))
 
 
 @functools.lru_cache(maxsize=256)

@@ -160,6 +160,21 @@ KEEP_PER_SOURCE = RHYTHM_POSTS + 1
 _SET_CURSOR = "UPDATE sources SET cursor = ? WHERE id = ?"
 
 
+async def _fetch_one(
+    db: aiosqlite.Connection, sql: str, params: Sequence[object]
+) -> sqlite3.Row | None:
+    async with db.execute(sql, params) as cursor:
+        row: sqlite3.Row | None = await cursor.fetchone()
+        return row
+
+
+async def _fetch_all(
+    db: aiosqlite.Connection, sql: str, params: Sequence[object]
+) -> list[sqlite3.Row]:
+    async with db.execute(sql, params) as cursor:
+        return list(await cursor.fetchall())
+
+
 async def _open_reader(path: Path | str) -> aiosqlite.Connection:
     reader = await aiosqlite.connect(str(path), isolation_level=None)
     try:
@@ -325,26 +340,19 @@ class Storage:
                 f"'{_ts(_now())}');\nCOMMIT;"
             )
 
-    async def _one(
-        self, sql: str, params: Sequence[object] = (), *, read: bool = False
-    ) -> sqlite3.Row | None:
-        """One row; `read`: through the reading connection (never inside a transaction)."""
-        async with (self._reader if read else self._db).execute(sql, params) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
-            return row
+    async def _one(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
+        return await _fetch_one(self._db, sql, params)
 
-    async def _all(
-        self, sql: str, params: Sequence[object] = (), *, read: bool = False
-    ) -> list[sqlite3.Row]:
-        """Every row; `read`: through the reading connection (never inside a transaction)."""
-        async with (self._reader if read else self._db).execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+    async def _all(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        return await _fetch_all(self._db, sql, params)
 
     async def _read_one(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
-        return await self._one(sql, params, read=True)
+        """`_one` through the reading connection (never for a read inside a transaction)."""
+        return await _fetch_one(self._reader, sql, params)
 
     async def _read_all(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        return await self._all(sql, params, read=True)
+        """`_all` through the reading connection (never for a read inside a transaction)."""
+        return await _fetch_all(self._reader, sql, params)
 
     # --- sources -------------------------------------------------------------------------
 
@@ -1042,21 +1050,21 @@ class Storage:
         if not chats:
             return []
         chosen = sorted(chats)
+        # A queue (a chat's alerts, its digests) is due whole: its summary says when.
         rows = await self._read_all(
-            "SELECT * FROM (SELECT *,"
-            " ROW_NUMBER() OVER (PARTITION BY chat_id ORDER BY id) AS nth FROM ("
-            "SELECT outbox.*, posts.id AS p_id, posts.source AS p_source,"
+            "SELECT * FROM (SELECT outbox.*, posts.id AS p_id, posts.source AS p_source,"
             " posts.channel AS p_channel, posts.post_id AS p_post_id, posts.date AS p_date,"
             " posts.text AS p_text, posts.url AS p_url, posts.edited AS p_edited,"
             " posts.deleted AS p_deleted, posts.forwarded_from AS p_forwarded_from,"
             " posts.views AS p_views, posts.media_count AS p_media_count,"
             " posts.channel_title AS p_channel_title,"
-            " MAX(outbox.next_attempt_at) OVER (PARTITION BY outbox.chat_id, outbox.kind)"
-            " AS queue_due"
-            " FROM outbox LEFT JOIN posts ON posts.id = outbox.post_id"
+            " ROW_NUMBER() OVER (PARTITION BY outbox.chat_id ORDER BY outbox.id) AS nth"
+            " FROM outbox JOIN outbox_queues ON outbox_queues.chat_id = outbox.chat_id"
+            " AND outbox_queues.kind = outbox.kind"
+            " LEFT JOIN posts ON posts.id = outbox.post_id"
             " WHERE outbox.sent_at IS NULL AND outbox.failed_at IS NULL"
-            f" AND outbox.chat_id IN ({', '.join('?' * len(chosen))}))"
-            " WHERE queue_due <= ?)"
+            f" AND outbox.chat_id IN ({', '.join('?' * len(chosen))})"
+            " AND outbox_queues.due_at <= ?)"
             " WHERE nth <= ? ORDER BY id LIMIT ?",
             (*chosen, _ts(now), per_chat or limit, limit),
         )
@@ -1097,26 +1105,9 @@ class Storage:
         return cur.rowcount
 
     async def mark_sent(self, ids: int | Collection[int]) -> None:
-        """Telegram accepted the message carrying these rows (counted for the day: the rows
-        themselves are pruned soon after)."""
-        chosen = [ids] if isinstance(ids, int) else sorted(ids)
-        if not chosen:
-            return
-        now = _now()
-        marks = ", ".join("?" * len(chosen))
-        async with self._transaction() as db:
-            await db.execute(
-                "INSERT INTO sent_daily (day, alerts, digests)"
-                " SELECT ?, COALESCE(SUM(kind = 'alert'), 0), COALESCE(SUM(kind = 'digest'), 0)"
-                f" FROM outbox WHERE id IN ({marks}) AND sent_at IS NULL"
-                " ON CONFLICT (day) DO UPDATE SET alerts = alerts + excluded.alerts,"
-                " digests = digests + excluded.digests",
-                (now.date().isoformat(), *chosen),
-            )
-            await db.execute(
-                f"UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id IN ({marks})",
-                (_ts(now), *chosen),
-            )
+        """Telegram accepted the message carrying these rows (counted for its UTC day in
+        `sent_daily` by a trigger: the rows themselves are pruned soon after)."""
+        await self._update_outbox("sent_at = ?", (_ts(_now()),), ids)
 
     async def prune_finished(
         self, sent_before: datetime, failed_before: datetime, *, batch: int = PRUNE_BATCH * 10
@@ -1124,25 +1115,35 @@ class Storage:
         """Delete outbox rows sent before `sent_before` or set aside before `failed_before`
         (those are kept longer, to be looked into), `batch` per transaction with a turn for
         the event loop between; returns how many. Rows still waiting are never touched."""
+        # Both read the `outbox_finished` index (its expression, oldest first).
+        finished = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE {} IS NOT NULL"
+        finished += " AND (sent_at IS NOT NULL OR failed_at IS NOT NULL)"
+        finished += " AND COALESCE(sent_at, failed_at) < ? LIMIT ?)"
+        sent = await self._delete_in_batches(finished.format("sent_at"), _ts(sent_before), batch)
+        failed = await self._delete_in_batches(
+            finished.format("failed_at"), _ts(failed_before), batch
+        )
+        return sent + failed
+
+    async def _delete_in_batches(
+        self,
+        sql: str,
+        before: str,
+        batch: int,
+        stop: Callable[[], bool] | None = None,
+    ) -> int:
+        """Run `sql` (a DELETE taking `before` and a LIMIT) one transaction at a time until
+        it deletes fewer than `batch`, the event loop getting a turn between; `stop`, asked
+        before each batch, ends it early. Returns how many rows went."""
         total = 0
-        while True:
+        while stop is None or not stop():
             async with self._transaction() as db:
-                cur = await db.execute(
-                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-                    " WHERE (sent_at IS NOT NULL OR failed_at IS NOT NULL)"
-                    " AND COALESCE(sent_at, failed_at) < ?"
-                    " AND (sent_at < ? OR failed_at < ?) LIMIT ?)",
-                    (
-                        _ts(max(sent_before, failed_before)),
-                        _ts(sent_before),
-                        _ts(failed_before),
-                        batch,
-                    ),
-                )
+                cur = await db.execute(sql, (before, batch))
             total += cur.rowcount
             if cur.rowcount < batch:
-                return total
+                break
             await asyncio.sleep(0)
+        return total
 
     async def postpone(self, ids: int | Collection[int], until: datetime, error: str) -> None:
         """A transient failure: try again at `until`."""
@@ -1215,19 +1216,14 @@ class Storage:
             if done.posts < batch:
                 break
             await asyncio.sleep(0)
-        while stop is None or not stop():
-            async with self._transaction() as db:
-                cur = await db.execute(
-                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-                    " WHERE post_id IS NULL AND COALESCE(sent_at, failed_at) < ?"
-                    " ORDER BY id LIMIT ?)",
-                    (cutoff, batch),
-                )
-            total += Pruned(messages=cur.rowcount)
-            if cur.rowcount < batch:
-                break
-            await asyncio.sleep(0)
-        return total
+        digests = await self._delete_in_batches(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+            " WHERE post_id IS NULL AND COALESCE(sent_at, failed_at) < ? ORDER BY id LIMIT ?)",
+            cutoff,
+            batch,
+            stop,
+        )
+        return total + Pruned(messages=digests)
 
     async def _prune_posts(self, cutoff: str, batch: int) -> Pruned:
         """One transaction of `prune`: the oldest prunable posts, chosen and deleted at once
@@ -1312,7 +1308,7 @@ class Storage:
         pairs: list[tuple[int, int, tuple[str, ...]]] = []
         for chunk in _chunks(sorted(since.items()), _CHATS_PER_READ):
             rows = await self._read_all(
-                f"WITH due (chat_id, since) AS (VALUES {_pairs(len(chunk))})"
+                f"WITH due (chat_id, since) AS (VALUES {_rows(len(chunk), 2)})"
                 " SELECT due.chat_id AS due_chat, matches.post_id AS post_id,"
                 " json_group_array(json_array(matches.subscription_id, matches.query))"
                 " AS queries FROM due"
@@ -1326,12 +1322,7 @@ class Storage:
             for number, row in enumerate(rows):
                 if number % _ROWS_PER_TURN == _ROWS_PER_TURN - 1:
                     await asyncio.sleep(0)  # thousands of rows: the event loop gets turns
-                found = json.loads(row["queries"])
-                if len(found) == 1:
-                    queries: tuple[str, ...] = (str(found[0][1]),)
-                else:
-                    ordered = sorted((int(n), str(query)) for n, query in found)
-                    queries = tuple(dict.fromkeys(query for _, query in ordered))
+                queries = _queries_in_order(row["queries"])
                 pairs.append((int(row["due_chat"]), int(row["post_id"]), queries))
         missing = sorted({post_id for _, post_id, _ in pairs if post_id not in posts})
         for post in await self.posts_by_ids(missing):
@@ -1370,7 +1361,7 @@ class Storage:
                 ]
             rows = await self._read_all(
                 "WITH due (chat_id, before, change, after) AS"
-                f" (VALUES {', '.join(['(?, ?, ?, ?)'] * len(chunk))})"
+                f" (VALUES {_rows(len(chunk), 4)})"
                 " SELECT due.chat_id AS chat_id, matches.query AS query,"
                 " date(posts.date, CASE WHEN posts.date < due.change THEN due.before"
                 " ELSE due.after END) AS day, COUNT(DISTINCT posts.id) AS n FROM due"
@@ -1426,16 +1417,15 @@ class Storage:
             if digest.chart is not None:
                 rows.append((digest.chat_id, digest.chart, MEDIA_CHART, now, now))
         async with self._transaction() as db:
-            cur = await db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox")
-            before = await cur.fetchone()
             await db.executemany(
                 "INSERT INTO outbox (kind, chat_id, text, media, created_at, next_attempt_at)"
                 " VALUES ('digest', ?, ?, ?, ?, ?)",
                 rows,
             )
-            if rows:
-                last = int(before[0]) if before is not None else 0
-                await self._file_queues(db, "id > ? AND kind = 'digest'", (last,))
+            chats = sorted({d.chat_id for d in digests if d.parts or d.chart is not None})
+            for chunk in _chunks(chats, _CHATS_PER_READ * 5):
+                marks = ", ".join("?" * len(chunk))
+                await self._file_queues(db, f"chat_id IN ({marks}) AND kind = 'digest'", chunk)
             await db.executemany(
                 "UPDATE subscribers SET last_digest_at = ?,"
                 " next_digest_at = COALESCE(?, next_digest_at) WHERE chat_id = ?",
@@ -1472,10 +1462,17 @@ class Storage:
         )
         entries = []
         for row in rows:
-            pairs = sorted((int(n), str(query)) for n, query in json.loads(row["queries"]))
-            queries = tuple(dict.fromkeys(query for _, query in pairs))
-            entries.append(DigestEntry(_stored_post(row), queries))
+            entries.append(DigestEntry(_stored_post(row), _queries_in_order(row["queries"])))
         return entries
+
+
+def _queries_in_order(matched: str) -> tuple[str, ...]:
+    """The queries of `json_group_array(json_array(subscription_id, query))`, once each, in
+    the order the chat saved them (by subscription id)."""
+    found = json.loads(matched)
+    if len(found) == 1:  # most posts: one query
+        return (str(found[0][1]),)
+    return tuple(dict.fromkeys(str(query) for _, query in sorted(found, key=lambda m: m[0])))
 
 
 def _stored_post(row: sqlite3.Row, prefix: str = "") -> StoredPost:
@@ -1584,5 +1581,7 @@ def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
         yield items[start : start + size]
 
 
-def _pairs(count: int) -> str:
-    return ", ".join(["(?, ?)"] * count)
+def _rows(count: int, width: int) -> str:
+    """`(?, ?), (?, ?)`: placeholders for `count` rows of `width` values (a VALUES list)."""
+    row = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([row] * count)

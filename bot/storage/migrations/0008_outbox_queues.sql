@@ -20,44 +20,30 @@ CREATE TABLE outbox_queues (
 CREATE INDEX outbox_queues_first ON outbox_queues (first_id);
 CREATE INDEX outbox_queues_due ON outbox_queues (due_at);
 
-INSERT INTO outbox_queues (chat_id, kind, first_id, due_at)
-    SELECT chat_id, kind, MIN(id), MAX(next_attempt_at) FROM outbox
+-- A queue as the waiting rows make it; read for one queue at a time, the chat and kind reach
+-- the index above (SQLite pushes them into the grouping).
+CREATE VIEW outbox_waiting_queues AS
+    SELECT chat_id, kind, MIN(id) AS first_id, MAX(next_attempt_at) AS due_at FROM outbox
     WHERE sent_at IS NULL AND failed_at IS NULL GROUP BY chat_id, kind;
 
+INSERT INTO outbox_queues SELECT * FROM outbox_waiting_queues;
+
 -- A row left its queue, changed its due time or moved to another chat: both queues it was
--- or is in are worked out again (from the index above: the chat's waiting rows).
+-- or is in are worked out again.
 CREATE TRIGGER outbox_queue_update AFTER UPDATE OF sent_at, failed_at, next_attempt_at, chat_id
 ON outbox BEGIN
     DELETE FROM outbox_queues
         WHERE (chat_id = old.chat_id AND kind = old.kind)
         OR (chat_id = new.chat_id AND kind = new.kind);
-    INSERT INTO outbox_queues (chat_id, kind, first_id, due_at)
-        SELECT old.chat_id, old.kind,
-            (SELECT MIN(id) FROM outbox WHERE chat_id = old.chat_id AND kind = old.kind
-                AND sent_at IS NULL AND failed_at IS NULL),
-            (SELECT MAX(next_attempt_at) FROM outbox WHERE chat_id = old.chat_id
-                AND kind = old.kind AND sent_at IS NULL AND failed_at IS NULL)
-        WHERE EXISTS (SELECT 1 FROM outbox WHERE chat_id = old.chat_id AND kind = old.kind
-            AND sent_at IS NULL AND failed_at IS NULL);
-    INSERT OR IGNORE INTO outbox_queues (chat_id, kind, first_id, due_at)
-        SELECT new.chat_id, new.kind,
-            (SELECT MIN(id) FROM outbox WHERE chat_id = new.chat_id AND kind = new.kind
-                AND sent_at IS NULL AND failed_at IS NULL),
-            (SELECT MAX(next_attempt_at) FROM outbox WHERE chat_id = new.chat_id
-                AND kind = new.kind AND sent_at IS NULL AND failed_at IS NULL)
-        WHERE EXISTS (SELECT 1 FROM outbox WHERE chat_id = new.chat_id AND kind = new.kind
-            AND sent_at IS NULL AND failed_at IS NULL);
+    INSERT OR IGNORE INTO outbox_queues SELECT * FROM outbox_waiting_queues
+        WHERE chat_id = old.chat_id AND kind = old.kind;
+    INSERT OR IGNORE INTO outbox_queues SELECT * FROM outbox_waiting_queues
+        WHERE chat_id = new.chat_id AND kind = new.kind;
 END;
 
 CREATE TRIGGER outbox_queue_delete AFTER DELETE ON outbox
 WHEN old.sent_at IS NULL AND old.failed_at IS NULL BEGIN
     DELETE FROM outbox_queues WHERE chat_id = old.chat_id AND kind = old.kind;
-    INSERT INTO outbox_queues (chat_id, kind, first_id, due_at)
-        SELECT old.chat_id, old.kind,
-            (SELECT MIN(id) FROM outbox WHERE chat_id = old.chat_id AND kind = old.kind
-                AND sent_at IS NULL AND failed_at IS NULL),
-            (SELECT MAX(next_attempt_at) FROM outbox WHERE chat_id = old.chat_id
-                AND kind = old.kind AND sent_at IS NULL AND failed_at IS NULL)
-        WHERE EXISTS (SELECT 1 FROM outbox WHERE chat_id = old.chat_id AND kind = old.kind
-            AND sent_at IS NULL AND failed_at IS NULL);
+    INSERT INTO outbox_queues SELECT * FROM outbox_waiting_queues
+        WHERE chat_id = old.chat_id AND kind = old.kind;
 END;
