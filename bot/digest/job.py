@@ -29,7 +29,7 @@ DEFAULT_WINDOW = timedelta(hours=24)  # a chat's first digest covers the day bef
 BATCH = 500  # chats prepared per read and per transaction
 SLICE = 0.01  # seconds of preparing before the event loop gets a turn
 FULL_COLLECTION_DEFERRED = 1_000_000  # gen-1 passes before a full one, while a job runs
-RELEASE_SLICE = 2_000  # cached objects freed between two turns of the event loop
+RELEASE_SLICE = 500  # cached entries freed between two turns of the event loop
 POSTS_KEPT = 20_000  # posts a job keeps read for the chats of its later batches
 
 
