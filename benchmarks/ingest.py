@@ -48,7 +48,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +91,7 @@ class Result:
     stall_ms: float
     bytes_per_match: float
     executemany_bytes_per_match: float
+    day_bytes_per_match: float
 
     @property
     def share(self) -> float:
@@ -134,6 +135,36 @@ def settled_size(path: Path) -> int:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     wal = path.with_name(path.name + "-wal")
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def used_size(path: Path) -> int:
+    """The bytes of the pages in use (free pages are reused before the file grows), with
+    the WAL checkpointed."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages, free, size = (
+            int(db.execute(f"PRAGMA {name}").fetchone()[0])
+            for name in ("page_count", "freelist_count", "page_size")
+        )
+    return (pages - free) * size
+
+
+async def operate_a_day(path: Path) -> None:
+    """What a day of operation does to the rows ingest wrote: every alert filed into the
+    outbox (`Storage.file_alerts`, as the sender does), sent (marked as the sender marks
+    them) and, past the grace period, pruned (`Storage.prune_finished`, as the service's
+    periodic job does)."""
+    storage = await Storage.open(path)
+    try:
+        while await storage.file_alerts(batch=5_000):
+            pass
+        await storage._db.execute(
+            "UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL", (_stamp(datetime.now(UTC)),)
+        )
+        later = datetime.now(UTC) + timedelta(days=1)
+        await storage.prune_finished(later, later)
+    finally:
+        await storage.close()
 
 
 def count_rows(path: Path, table: str) -> int:
@@ -281,7 +312,8 @@ async def measure(
     ]
     base = folder / f"subs{count}.sqlite3"
     await build_database(base, queries)
-    paths = {name: folder / f"subs{count}-{name}.sqlite3" for name in ("ingest", "many", "raw")}
+    names = ("ingest", "many", "raw", "day")
+    paths = {name: folder / f"subs{count}-{name}.sqlite3" for name in names}
     for path in paths.values():
         shutil.copy(base, path)
 
@@ -297,6 +329,9 @@ async def measure(
     raw_size = settled_size(paths["raw"])
     growth = (settled_size(paths["ingest"]) - raw_size) / max(matches, 1)
     many_growth = (settled_size(paths["many"]) - raw_size) / max(matches, 1)
+    shutil.copy(paths["ingest"], paths["day"])
+    await operate_a_day(paths["day"])
+    day_growth = (used_size(paths["day"]) - used_size(paths["raw"])) / max(matches, 1)
     return Result(
         subscriptions=count,
         posts=len(posts),
@@ -307,6 +342,7 @@ async def measure(
         stall_ms=stall,
         bytes_per_match=growth,
         executemany_bytes_per_match=many_growth,
+        day_bytes_per_match=day_growth,
     )
 
 
@@ -367,15 +403,15 @@ def report(results: Sequence[Result], quick: bool) -> None:
         f" {verdict(stall <= GOAL_STALL_MS)}"
     )
     print(
-        f"  database growth <= {GOAL_BYTES_PER_MATCH} bytes per match (informational; it"
-        " includes the outbox alert rows not yet pruned):"
+        f"  database growth over a day <= {GOAL_BYTES_PER_MATCH} bytes per match (the alerts"
+        " filed, sent and pruned past their grace period; pages in use):"
     )
     for r in results:
-        ok = r.bytes_per_match <= GOAL_BYTES_PER_MATCH
+        ok = r.day_bytes_per_match <= GOAL_BYTES_PER_MATCH
         print(
-            f"    {r.subscriptions:,} subscriptions: {r.bytes_per_match:.0f} bytes ->"
-            f" {verdict(ok)} (the executemany baseline's rows:"
-            f" {r.executemany_bytes_per_match:.0f} bytes)"
+            f"    {r.subscriptions:,} subscriptions: {r.day_bytes_per_match:.0f} bytes ->"
+            f" {verdict(ok)} (right after ingest, alerts waiting: {r.bytes_per_match:.0f};"
+            f" the executemany baseline's rows: {r.executemany_bytes_per_match:.0f})"
         )
 
 

@@ -44,6 +44,7 @@ async def _alert(
         matches.append(MatchRecord(subscription.id, chat_id, "Oreshnik", spans))
     post = Post("jsonl", "milinfo", post_id, NOW, text, f"https://t.me/milinfo/{post_id}")
     await storage.save_post(post, matches)
+    await storage.file_alerts()  # into the chats' queues, as the sender does
 
 
 async def test_alert_reaches_telegram_and_is_marked_sent(

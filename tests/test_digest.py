@@ -30,6 +30,7 @@ from bot.domain import Subscription as SavedQuery
 from bot.i18n import Catalog
 from bot.storage import Storage
 from bot.storage.sqlite import MatchRecord
+from bot.storage.sqlite import _us as match_time
 from tests.test_render import HOSTILE_TEXTS, parse_telegram_html
 
 CATALOG = Catalog(strict=True)
@@ -505,7 +506,7 @@ async def _add_match(
         await _write(
             storage,
             "UPDATE matches SET created_at = ? WHERE post_id = ?",
-            _stored_time(moment),
+            match_time(moment),
             result.post_id,
         )
     return url

@@ -109,6 +109,7 @@ async def _queue(storage: Storage, post_id: str) -> None:
         for subscription in await storage.subscriptions_of(chat):
             matches.append(MatchRecord(subscription.id, chat, "Oreshnik", (Span(0, 8),)))
     await storage.save_post(post, matches)
+    await storage.file_alerts()  # into the chats' queues while the database still writes
 
 
 async def test_a_database_that_cannot_record_stops_sending_instead_of_repeating(

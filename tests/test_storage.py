@@ -44,10 +44,11 @@ async def test_migrations_create_schema_once(tmp_path: Path) -> None:
         "subscribers",
         "subscriptions",
         "matches",
+        "fresh_alerts",
         "outbox",
     } <= tables
     assert mode == "wal"
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,), (8,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,), (8,), (9,)]
 
 
 async def test_same_post_twice_is_stored_and_alerted_once(storage: Storage) -> None:
@@ -316,6 +317,7 @@ async def test_the_queue_summary_follows_every_change_to_waiting_messages(
     matches = [await _subscribe(storage, chat, "Oreshnik") for chat in (1, 2, 3)]
     for number in range(6):
         await storage.save_post(_post(str(number)), matches)
+    await storage.file_alerts()
     now = datetime.now(UTC) + timedelta(seconds=1)  # the rows are stamped with the real time
     await storage.queue_digest(1, ["<b>Digest</b>"], now)
     assert len(await _queues_agree(storage)) == 4
@@ -354,6 +356,7 @@ async def test_the_senders_reads_do_not_wait_behind_a_write(storage: Storage) ->
 
     match = await _subscribe(storage, 1, "Oreshnik")
     await storage.save_post(_post(), [match])
+    await storage.file_alerts()  # (a write: the sender does it between its reads)
     release = threading.Event()
     await storage._db.create_function("hold_the_writer", 0, lambda: int(release.wait(60)))
     writing = asyncio.create_task(storage._db.execute("SELECT hold_the_writer()"))

@@ -228,7 +228,14 @@ class OutboxWorker:
         room = self._concurrency - len(self._in_flight)
         if room <= 0 or self._stalled_until is not None:
             return 0
-        now = self._clock()
+        started = await self._start_chats(self._clock(), room)
+        # New alerts wait in the database (clustered by post) until filed into their chats'
+        # queues; filing takes the write lock, so the sends found are started first.
+        if started < room and await self._storage.file_alerts(self._clock()):
+            started += await self._start_chats(self._clock(), room - started)
+        return started
+
+    async def _start_chats(self, now: datetime, room: int) -> int:
         chats = await self._storage.pending_chats(now, room, skip_chats=self._in_flight.keys())
         rows = await self._storage.pending_messages(
             now, room * MAX_BATCH, chats=chats, per_chat=MAX_BATCH

@@ -55,6 +55,12 @@ def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def _us(moment: datetime) -> int:
+    """A match's time as stored: microseconds since the epoch (migration 0009)."""
+    delta = moment.astimezone(UTC) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 def _dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
@@ -102,6 +108,7 @@ class PendingMessage:
 # (None: they did not), after.
 ZoneShift = tuple[int, datetime | None, int]
 MEDIA_CHART = "chart"  # an outbox row whose text is a chart's data, sent as a photo
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CHATS_PER_READ = 100  # chats per digest read (a few parameters each, well within SQLite's)
 _ROWS_PER_TURN = 100  # rows turned into objects before the event loop gets a turn
 
@@ -149,6 +156,7 @@ class TooManySubscriptions(Exception):
 
 RHYTHM_POSTS = 20  # a source's rhythm is judged by the gaps between its last posts
 RHYTHM_MIN_POSTS = 5
+FILE_BATCH = 500  # alerts moved from fresh_alerts into the outbox at a time (~30 ms of writing)
 PRUNE_BATCH = 500  # posts per retention transaction: ingest waits for one batch at most
 # Retention keeps each source's newest posts whatever their age: /sources tells a quiet
 # source's last post and rhythm from them, and a preview page (about 20 posts) re-read for
@@ -513,7 +521,8 @@ class Storage:
         """
         async with self._transaction() as db:
             # Stamped once the write lock is held: see `write_barrier`.
-            now = _ts(_now())
+            moment = _now()
+            now = _ts(moment)
             row = await self._one(
                 "SELECT id, text FROM posts WHERE source = ? AND channel = ? AND post_id = ?",
                 (post.source, post.channel, post.post_id),
@@ -569,7 +578,7 @@ class Storage:
                 )
             queued = 0
             if changed:
-                queued = await self._record_matches(db, stored_id, list(matches), now)
+                queued = await self._record_matches(db, stored_id, list(matches), _us(moment))
             if source_id is not None and cursor is not None:
                 await db.execute(_SET_CURSOR, (cursor, source_id))
             if source_id is not None and post.channel_title:
@@ -580,7 +589,7 @@ class Storage:
         return SaveResult(stored_id, created, changed, queued)
 
     async def _record_matches(
-        self, db: aiosqlite.Connection, post_id: int, matches: list[MatchRecord], now: str
+        self, db: aiosqlite.Connection, post_id: int, matches: list[MatchRecord], now: int
     ) -> int:
         # A query removed while the post was being matched (matching runs on its own thread)
         # must not be named in an alert.
@@ -606,19 +615,17 @@ class Storage:
                 continue
             spans = sorted({(s.start, s.end) for m in chat_matches for s in m.spans})
             queries = json.dumps([m.query for m in chat_matches], ensure_ascii=False)
-            alerts.append((chat_id, post_id, queries, json.dumps(spans), now, now, chat_id))
+            alerts.append((post_id, chat_id, queries, json.dumps(spans), chat_id))
         # A chat that blocked the bot keeps its matches (for /search, its digest after
-        # /start) but is sent nothing until it writes /start again.
+        # /start) but is sent nothing until it writes /start again. The alerts wait in
+        # `fresh_alerts` until the sender files them (`file_alerts`).
         cur = await db.executemany(
-            "INSERT OR IGNORE INTO outbox (kind, chat_id, post_id, queries, spans,"
-            " created_at, next_attempt_at) SELECT 'alert', ?, ?, ?, ?, ?, ?"
+            "INSERT OR IGNORE INTO fresh_alerts (post_id, chat_id, queries, spans)"
+            " SELECT ?, ?, ?, ?"
             " WHERE EXISTS (SELECT 1 FROM subscribers WHERE chat_id = ? AND active = 1)",
             alerts,
         )
-        queued = max(cur.rowcount, 0)
-        if queued:
-            await self._file_queues(db, "post_id = ? AND kind = 'alert'", (post_id,))
-        return queued
+        return max(cur.rowcount, 0)
 
     @staticmethod
     async def _file_queues(db: aiosqlite.Connection, rows: str, params: Sequence[object]) -> None:
@@ -873,6 +880,9 @@ class Storage:
                 "UPDATE subscriptions SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)
             )
             await db.execute("UPDATE matches SET chat_id = ? WHERE chat_id = ?", (new_id, old_id))
+            # Alerts not filed yet are filed first (one read of `fresh_alerts`: a group
+            # becomes a supergroup rarely), then move with the rest.
+            await self._file_fresh(db, "chat_id IN (?, ?)", (old_id, new_id), now)
             # Unsent messages keep their ids, order and attempts. An alert the new chat has
             # (sent or waiting) is not sent twice: the old chat's copy is set aside. What was
             # sent or set aside stays as the old chat's history.
@@ -996,7 +1006,9 @@ class Storage:
             " (SELECT COUNT(*) FROM subscriptions WHERE paused = 1) AS paused,"
             " (SELECT SUM(alerts) FROM sent_daily WHERE day >= ?) AS alerts,"
             " (SELECT COUNT(*) FROM outbox JOIN subscribers USING (chat_id)"
-            "  WHERE sent_at IS NULL AND failed_at IS NULL AND active = 1) AS pending",
+            "  WHERE sent_at IS NULL AND failed_at IS NULL AND active = 1)"
+            " + (SELECT COUNT(*) FROM fresh_alerts JOIN subscribers USING (chat_id)"
+            "  WHERE active = 1) AS pending",
             (since.astimezone(UTC).date().isoformat(),),
         )
         assert row is not None
@@ -1006,8 +1018,12 @@ class Storage:
     async def oldest_pending_at(self) -> datetime | None:
         """When the oldest message still waiting for an active chat was queued."""
         row = await self._one(
-            "SELECT MIN(outbox.created_at) AS oldest FROM outbox JOIN subscribers USING (chat_id)"
+            "SELECT MIN(oldest) AS oldest FROM (SELECT MIN(outbox.created_at) AS oldest"
+            " FROM outbox JOIN subscribers USING (chat_id)"
             " WHERE sent_at IS NULL AND failed_at IS NULL AND active = 1"
+            " UNION ALL SELECT posts.updated_at FROM posts WHERE posts.id ="
+            " (SELECT MIN(post_id) FROM fresh_alerts JOIN subscribers USING (chat_id)"
+            " WHERE active = 1))"
         )
         return None if row is None else _dt(row["oldest"])
 
@@ -1034,6 +1050,52 @@ class Storage:
         )
         return list(dict.fromkeys(int(row["chat_id"]) for row in rows))[:limit]
 
+    async def file_alerts(self, now: datetime | None = None, batch: int = FILE_BATCH) -> int:
+        """Move the oldest `batch` alerts from `fresh_alerts` (where ingest writes them,
+        clustered by post) into the outbox (rows with delivery state, in their chats'
+        queues), in post order, so each chat's alerts stay in order; an alert for a chat
+        that has since blocked the bot is filed too, as its other waiting messages stay.
+        Returns how many rows left `fresh_alerts` (0: nothing was waiting)."""
+        if await self._read_one("SELECT 1 FROM fresh_alerts LIMIT 1") is None:
+            return 0
+        async with self._transaction() as db:
+            last = await self._one(
+                "SELECT post_id, chat_id, COUNT(*) OVER () AS n FROM (SELECT post_id, chat_id"
+                " FROM fresh_alerts ORDER BY post_id, chat_id LIMIT ?)"
+                " ORDER BY post_id DESC, chat_id DESC LIMIT 1",
+                (batch,),
+            )
+            if last is None:
+                return 0
+            key = (int(last["post_id"]), int(last["chat_id"]))
+            await self._file_fresh(db, "(post_id, chat_id) <= (?, ?)", key, _ts(now or _now()))
+        return int(last["n"])
+
+    async def _file_fresh(
+        self,
+        db: aiosqlite.Connection,
+        rows: str,
+        params: Sequence[object],
+        now: str,
+    ) -> int:
+        """Move the `fresh_alerts` rows chosen by `rows` into the outbox, due at `now`, in
+        post order, and into their chats' queue summaries (a chat that blocked the bot
+        meanwhile keeps them there, as it keeps its other waiting messages, until /start).
+        Returns how many were filed."""
+        top = await self._one("SELECT COALESCE(MAX(id), 0) AS id FROM outbox")
+        assert top is not None
+        cur = await db.execute(
+            "INSERT OR IGNORE INTO outbox (kind, chat_id, post_id, queries, spans,"
+            " created_at, next_attempt_at) SELECT 'alert', fresh.chat_id, fresh.post_id,"
+            " fresh.queries, fresh.spans, posts.updated_at, ?"
+            f" FROM (SELECT * FROM fresh_alerts WHERE {rows}) AS fresh"
+            " JOIN posts ON posts.id = fresh.post_id ORDER BY fresh.post_id, fresh.chat_id",
+            (now, *params),
+        )
+        await db.execute(f"DELETE FROM fresh_alerts WHERE {rows}", params)
+        await self._file_queues(db, "id > ? AND kind = 'alert'", (int(top["id"]),))
+        return max(cur.rowcount, 0)
+
     async def pending_messages(
         self,
         now: datetime,
@@ -1045,7 +1107,8 @@ class Storage:
         """Unsent, not set aside, due now, for active chats (only `chats`, when given, and
         at most `per_chat` of each); oldest first. Only queues (a chat's alerts, its digests)
         due whole are included, as `pending_chats` chooses them."""
-        if chats is None:
+        if chats is None:  # (the sender files alerts itself, and chooses the chats)
+            await self.file_alerts(now)
             chats = await self.pending_chats(now, limit)
         if not chats:
             return []
@@ -1074,6 +1137,8 @@ class Storage:
         """When the next queue becomes due (None if nothing is pending): a queue waits for
         its latest postponed message, as in `pending_chats`, so a new alert behind held ones
         does not look due."""
+        if await self._read_one("SELECT 1 FROM fresh_alerts LIMIT 1") is not None:
+            return _now()  # alerts to file (`pending_chats` does)
         row = await self._read_one(
             "SELECT outbox_queues.due_at AS due FROM outbox_queues"
             " JOIN subscribers USING (chat_id) WHERE subscribers.active = 1"
@@ -1159,11 +1224,15 @@ class Storage:
 
     async def set_aside_chat(self, chat_id: int, reason: str) -> int:
         """Set aside everything still waiting for a chat (it blocked the bot); how many."""
+        now = _ts(_now())
         async with self._transaction() as db:
+            # Alerts not filed yet are filed, then set aside with the rest (one read of
+            # `fresh_alerts`, which has no index by chat: a chat blocks the bot rarely).
+            await self._file_fresh(db, "chat_id = ?", (chat_id,), now)
             cur = await db.execute(
                 "UPDATE outbox SET failed_at = ?, last_error = ?"
                 " WHERE chat_id = ? AND sent_at IS NULL AND failed_at IS NULL",
-                (_ts(_now()), self._redact(reason)[:500], chat_id),
+                (now, self._redact(reason)[:500], chat_id),
             )
         return cur.rowcount
 
@@ -1183,7 +1252,8 @@ class Storage:
     async def outbox_counts(self) -> dict[str, int]:
         """How many outbox rows are pending, sent and set aside."""
         row = await self._one(
-            "SELECT SUM(sent_at IS NULL AND failed_at IS NULL) AS pending,"
+            "SELECT COALESCE(SUM(sent_at IS NULL AND failed_at IS NULL), 0)"
+            " + (SELECT COUNT(*) FROM fresh_alerts) AS pending,"
             " SUM(sent_at IS NOT NULL) AS sent, SUM(failed_at IS NOT NULL) AS failed FROM outbox"
         )
         assert row is not None
@@ -1233,6 +1303,7 @@ class Storage:
                 "SELECT id FROM posts WHERE date < ? AND stored_at < ? AND updated_at < ?"
                 " AND id NOT IN (SELECT post_id FROM outbox WHERE sent_at IS NULL"
                 "  AND failed_at IS NULL AND post_id IS NOT NULL)"
+                " AND id NOT IN (SELECT post_id FROM fresh_alerts)"
                 # Older than the source's newest posts (NULL, so kept, when it has fewer).
                 " AND (source_id IS NULL OR stored_at < (SELECT newer.stored_at FROM posts"
                 "  AS newer WHERE newer.source_id = posts.source_id"
@@ -1317,7 +1388,7 @@ class Storage:
                 " LEFT JOIN subscriptions ON subscriptions.id = matches.subscription_id"
                 " WHERE COALESCE(subscriptions.mode, 'both') != 'instant'"
                 " GROUP BY due.chat_id, matches.post_id",
-                (*[value for chat_id, at in chunk for value in (chat_id, _ts(at))], _ts(until)),
+                (*[value for chat_id, at in chunk for value in (chat_id, _us(at))], _us(until)),
             )
             for number, row in enumerate(rows):
                 if number % _ROWS_PER_TURN == _ROWS_PER_TURN - 1:
@@ -1371,7 +1442,7 @@ class Storage:
                 f" AND subscriptions.query = matches.query{mode}"
                 " JOIN posts ON posts.id = matches.post_id"
                 " GROUP BY due.chat_id, matches.query, day",
-                (*values, _ts(since), _ts(until)),
+                (*values, _us(since), _us(until)),
             )
             for number, row in enumerate(rows):
                 if number % _ROWS_PER_TURN == _ROWS_PER_TURN - 1:
@@ -1416,13 +1487,18 @@ class Storage:
             rows.extend((digest.chat_id, part, None, now, now) for part in digest.parts)
             if digest.chart is not None:
                 rows.append((digest.chat_id, digest.chart, MEDIA_CHART, now, now))
+        chats = sorted({d.chat_id for d in digests if d.parts or d.chart is not None})
         async with self._transaction() as db:
+            # A chat's alerts not filed yet go before its digest, as they were queued
+            # before it (one read of `fresh_alerts` per chunk of chats).
+            for chunk in _chunks(chats, _CHATS_PER_READ * 5):
+                marks = ", ".join("?" * len(chunk))
+                await self._file_fresh(db, f"chat_id IN ({marks})", chunk, now)
             await db.executemany(
                 "INSERT INTO outbox (kind, chat_id, text, media, created_at, next_attempt_at)"
                 " VALUES ('digest', ?, ?, ?, ?, ?)",
                 rows,
             )
-            chats = sorted({d.chat_id for d in digests if d.parts or d.chart is not None})
             for chunk in _chunks(chats, _CHATS_PER_READ * 5):
                 marks = ", ".join("?" * len(chunk))
                 await self._file_queues(db, f"chat_id IN ({marks}) AND kind = 'digest'", chunk)
@@ -1448,7 +1524,7 @@ class Storage:
         every query that matched it, in the order the chat saved them, whatever their mode.
         """
         after = ""
-        params: list[object] = [chat_id, _ts(since)]
+        params: list[object] = [chat_id, _us(since)]
         if before is not None:
             after = " AND (posts.date, posts.id) < (?, ?)"
             params += [_ts(before[0]), before[1]]
