@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -518,108 +519,167 @@ class Storage:
 
         Reading the same post again changes nothing. A changed text is stored as an edit; only
         subscribers who had no match on this post before get an alert for it.
+
+        The whole transaction runs as one call on the database's thread: a statement at a
+        time, each a hop between the event loop and that thread, cost more than the writing
+        itself for a post with few matches (and the event loop has nothing to do meanwhile).
         """
-        async with self._transaction() as db:
-            # Stamped once the write lock is held: see `write_barrier`.
-            moment = _now()
-            now = _ts(moment)
-            row = await self._one(
-                "SELECT id, text FROM posts WHERE source = ? AND channel = ? AND post_id = ?",
-                (post.source, post.channel, post.post_id),
+        records = list(matches)
+        async with self._lock:
+            return await self._on_db_thread(
+                functools.partial(self._save_post_now, post, records, source_id, cursor)
             )
-            created = row is None
-            changed = created or (row is not None and row["text"] != post.text)
-            if row is None:
-                cur = await db.execute(
-                    "INSERT INTO posts (source, channel, post_id, date, text, url, edited,"
-                    " forwarded_from, views, media_count, source_id, stored_at, updated_at,"
-                    " channel_title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        post.source,
-                        post.channel,
-                        post.post_id,
-                        _ts(post.date),
-                        post.text,
-                        post.url,
-                        int(post.edited),
-                        post.forwarded_from,
-                        post.views,
-                        post.media_count,
-                        source_id,
-                        now,
-                        now,
-                        post.channel_title,
-                    ),
-                )
-                assert cur.lastrowid is not None
-                stored_id = cur.lastrowid
-            else:
-                stored_id = int(row["id"])
-                if changed:
-                    await db.execute(
-                        "UPDATE posts SET text = ?, url = COALESCE(?, url), edited = 1,"
-                        " updated_at = ? WHERE id = ?",
-                        (post.text, post.url, now, stored_id),
-                    )
-                # Views, media and the channel's name change with every read; they are kept,
-                # never re-matched.
-                await db.execute(
-                    "UPDATE posts SET views = COALESCE(?, views),"
-                    " media_count = MAX(media_count, ?),"
-                    " forwarded_from = COALESCE(forwarded_from, ?),"
-                    " channel_title = COALESCE(?, channel_title) WHERE id = ?",
-                    (
-                        post.views,
-                        post.media_count,
-                        post.forwarded_from,
-                        post.channel_title,
-                        stored_id,
-                    ),
-                )
-            queued = 0
+
+    async def _on_db_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `work` with the writing connection on its own thread (aiosqlite's queue of
+        calls, so it is ordered with every other statement). The caller holds `_lock`."""
+        connection: sqlite3.Connection = self._db._conn
+        result: _T = await self._db._execute(work, connection)  # type: ignore[no-untyped-call]
+        return result
+
+    def _save_post_now(
+        self,
+        post: Post,
+        matches: list[MatchRecord],
+        source_id: int | None,
+        cursor: str | None,
+        db: sqlite3.Connection,
+    ) -> SaveResult:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = self._save_post_in(db, post, matches, source_id, cursor)
+            db.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT (disk full) may leave the transaction open: end it.
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        return result
+
+    def _save_post_in(
+        self,
+        db: sqlite3.Connection,
+        post: Post,
+        matches: list[MatchRecord],
+        source_id: int | None,
+        cursor: str | None,
+    ) -> SaveResult:
+        # Stamped once the write lock is held: see `write_barrier`.
+        moment = _now()
+        now = _ts(moment)
+        row = db.execute(
+            "SELECT id, text FROM posts WHERE source = ? AND channel = ? AND post_id = ?",
+            (post.source, post.channel, post.post_id),
+        ).fetchone()
+        created = row is None
+        changed = created or (row is not None and row["text"] != post.text)
+        if row is None:
+            cur = db.execute(
+                "INSERT INTO posts (source, channel, post_id, date, text, url, edited,"
+                " forwarded_from, views, media_count, source_id, stored_at, updated_at,"
+                " channel_title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    post.source,
+                    post.channel,
+                    post.post_id,
+                    _ts(post.date),
+                    post.text,
+                    post.url,
+                    int(post.edited),
+                    post.forwarded_from,
+                    post.views,
+                    post.media_count,
+                    source_id,
+                    now,
+                    now,
+                    post.channel_title,
+                ),
+            )
+            assert cur.lastrowid is not None
+            stored_id = cur.lastrowid
+        else:
+            stored_id = int(row["id"])
             if changed:
-                queued = await self._record_matches(db, stored_id, list(matches), _us(moment))
-            if source_id is not None and cursor is not None:
-                await db.execute(_SET_CURSOR, (cursor, source_id))
-            if source_id is not None and post.channel_title:
-                # The source's latest name, for /sources (a channel may rename itself).
-                await db.execute(
-                    "UPDATE sources SET title = ? WHERE id = ?", (post.channel_title, source_id)
+                db.execute(
+                    "UPDATE posts SET text = ?, url = COALESCE(?, url), edited = 1,"
+                    " updated_at = ? WHERE id = ?",
+                    (post.text, post.url, now, stored_id),
                 )
+            # Views, media and the channel's name change with every read; they are kept,
+            # never re-matched.
+            db.execute(
+                "UPDATE posts SET views = COALESCE(?, views),"
+                " media_count = MAX(media_count, ?),"
+                " forwarded_from = COALESCE(forwarded_from, ?),"
+                " channel_title = COALESCE(?, channel_title) WHERE id = ?",
+                (
+                    post.views,
+                    post.media_count,
+                    post.forwarded_from,
+                    post.channel_title,
+                    stored_id,
+                ),
+            )
+        queued = 0
+        if changed and matches:
+            queued = self._record_matches(db, stored_id, matches, _us(moment), edit=not created)
+        if source_id is not None and cursor is not None:
+            db.execute(_SET_CURSOR, (cursor, source_id))
+        if source_id is not None and post.channel_title:
+            # The source's latest name, for /sources (a channel may rename itself).
+            db.execute(
+                "UPDATE sources SET title = ? WHERE id = ?", (post.channel_title, source_id)
+            )
         return SaveResult(stored_id, created, changed, queued)
 
-    async def _record_matches(
-        self, db: aiosqlite.Connection, post_id: int, matches: list[MatchRecord], now: int
+    def _record_matches(
+        self,
+        db: sqlite3.Connection,
+        post_id: int,
+        matches: list[MatchRecord],
+        now: int,
+        *,
+        edit: bool,
     ) -> int:
         # A query removed while the post was being matched (matching runs on its own thread)
         # must not be named in an alert.
-        matches, digest_only = await self._still_subscribed(matches)
-        rows = await self._all(
-            "SELECT DISTINCT chat_id FROM matches WHERE post_id = ?", (post_id,)
-        )
-        already_alerted = {int(r["chat_id"]) for r in rows}
+        matches, digest_only = _still_subscribed(db, matches)
+        already_alerted: set[int] = set()
+        if edit:  # only chats with no match on the post before are told of the edit
+            rows = db.execute("SELECT DISTINCT chat_id FROM matches WHERE post_id = ?", (post_id,))
+            already_alerted = {int(r[0]) for r in rows}
         by_chat: dict[int, list[MatchRecord]] = {}
         for match in matches:
             if match.subscription_id not in digest_only:
                 by_chat.setdefault(match.chat_id, []).append(match)
-        # A post's rows go in two statements, not one per row: each `execute` is a hop to
-        # the database thread, and a popular post matches thousands of subscriptions.
-        await db.executemany(
+        # A post's rows go in two statements, not one per row: a popular post matches
+        # thousands of subscriptions.
+        db.executemany(
             "INSERT OR IGNORE INTO matches (post_id, subscription_id, chat_id, query,"
             " created_at) VALUES (?, ?, ?, ?, ?)",
             [(post_id, m.subscription_id, m.chat_id, m.query, now) for m in matches],
         )
+        # Many chats share a query (and so its words' places in the post): each distinct
+        # combination is written as JSON once.
+        written: dict[tuple[tuple[str, ...], tuple[Span, ...]], tuple[str, str]] = {}
         alerts = []
         for chat_id, chat_matches in by_chat.items():
             if chat_id in already_alerted:
                 continue
-            spans = sorted({(s.start, s.end) for m in chat_matches for s in m.spans})
-            queries = json.dumps([m.query for m in chat_matches], ensure_ascii=False)
-            alerts.append((post_id, chat_id, queries, json.dumps(spans), chat_id))
+            key = (
+                tuple(m.query for m in chat_matches),
+                tuple(span for m in chat_matches for span in m.spans),
+            )
+            texts = written.get(key)
+            if texts is None:
+                spans = sorted({(span.start, span.end) for span in key[1]})
+                texts = json.dumps(list(key[0]), ensure_ascii=False), json.dumps(spans)
+                written[key] = texts
+            alerts.append((post_id, chat_id, *texts, chat_id))
         # A chat that blocked the bot keeps its matches (for /search, its digest after
         # /start) but is sent nothing until it writes /start again. The alerts wait in
         # `fresh_alerts` until the sender files them (`file_alerts`).
-        cur = await db.executemany(
+        cur = db.executemany(
             "INSERT OR IGNORE INTO fresh_alerts (post_id, chat_id, queries, spans)"
             " SELECT ?, ?, ?, ?"
             " WHERE EXISTS (SELECT 1 FROM subscribers WHERE chat_id = ? AND active = 1)",
@@ -640,31 +700,6 @@ class Storage:
             " first_id = MIN(first_id, excluded.first_id), due_at = MAX(due_at, excluded.due_at)",
             params,
         )
-
-    async def _still_subscribed(
-        self, matches: list[MatchRecord]
-    ) -> tuple[list[MatchRecord], set[int]]:
-        """The matches whose query still exists and is not paused, each under the chat that
-        has the query now (a group that became a supergroup meanwhile took it along), and
-        the ids of those in digest-only mode (recorded for the digest, never alerted)."""
-        ids = sorted({match.subscription_id for match in matches})
-        existing: dict[int, int] = {}  # subscription → its chat
-        digest_only: set[int] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = await self._all(
-                f"SELECT id, chat_id, mode FROM subscriptions WHERE paused = 0"
-                f" AND id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-            existing.update((int(row["id"]), int(row["chat_id"])) for row in rows)
-            digest_only.update(int(row["id"]) for row in rows if row["mode"] == MODE_DIGEST)
-        kept = [
-            replace(match, chat_id=existing[match.subscription_id])
-            for match in matches
-            if match.subscription_id in existing
-        ]
-        return kept, digest_only
 
     async def mark_deleted(self, source: str, channel: str, post_id: str) -> bool:
         """The channel deleted a post: keep it, marked deleted. False if we never had it."""
@@ -1540,6 +1575,36 @@ class Storage:
         for row in rows:
             entries.append(DigestEntry(_stored_post(row), _queries_in_order(row["queries"])))
         return entries
+
+
+def _still_subscribed(
+    db: sqlite3.Connection, matches: list[MatchRecord]
+) -> tuple[list[MatchRecord], set[int]]:
+    """The matches whose query still exists and is not paused, each under the chat that has
+    the query now (a group that became a supergroup meanwhile took it along), and the ids
+    of those in digest-only mode (recorded for the digest, never alerted)."""
+    ids = sorted({match.subscription_id for match in matches})
+    existing: dict[int, int] = {}  # subscription → its chat
+    digest_only: set[int] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = db.execute(
+            f"SELECT id, chat_id, mode FROM subscriptions WHERE paused = 0"
+            f" AND id IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        )
+        for row in rows:
+            existing[int(row[0])] = int(row[1])
+            if row[2] == MODE_DIGEST:
+                digest_only.add(int(row[0]))
+    kept = []
+    for match in matches:
+        chat_id = existing.get(match.subscription_id)
+        if chat_id == match.chat_id:
+            kept.append(match)
+        elif chat_id is not None:
+            kept.append(replace(match, chat_id=chat_id))
+    return kept, digest_only
 
 
 def _queries_in_order(matched: str) -> tuple[str, ...]:
