@@ -11,6 +11,7 @@ the tests hold on a loaded two-core machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,8 @@ from typing import TypeVar
 import pytest
 from aiohttp import web
 
+from bot.delivery.outbox import CONCURRENCY
+from bot.storage import Storage
 from tests.botapi import FakeBotAPI, SentMessage
 from tests.conftest import TEST_TOKEN
 from tests.filesystems import make_read_only, tmpfs
@@ -98,7 +101,8 @@ def _pending(db: str) -> int | None:
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as connection:
             row = connection.execute(
-                "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
+                "SELECT (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"
+                " AND failed_at IS NULL) + (SELECT COUNT(*) FROM fresh_alerts)"
             ).fetchone()
     except sqlite3.Error:
         return None
@@ -234,7 +238,6 @@ async def test_digest_now_sends_each_subscriber_with_matches(
     service: Service, api: FakeBotAPI, tmp_path: Path
 ) -> None:
     from bot.domain import Post, Span
-    from bot.storage import Storage
     from bot.storage.sqlite import MatchRecord
 
     storage = await Storage.open(service.env["DOZOR_DB"])
@@ -361,6 +364,70 @@ async def test_feeds_and_x_accounts_alert_across_a_kill(service: Service, api: F
     assert len(links) == len(set(links)) == 4
     assert "https://news.example/3" in links
     assert "https://x.com/SokovNikolai/status/1002" in links
+
+
+BURST_CHATS = 2_000  # subscribers, each matched by every post of the burst
+BURST_POSTS = 300
+
+
+def _burst_counts(db: str) -> tuple[int, int, int, int]:
+    """Posts stored, matches, alert rows (filed or not) and distinct (chat, post) alerts."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as connection:
+        row = connection.execute(
+            "WITH alerts AS (SELECT chat_id, post_id FROM outbox WHERE kind = 'alert'"
+            " UNION ALL SELECT chat_id, post_id FROM fresh_alerts)"
+            " SELECT (SELECT COUNT(*) FROM posts), (SELECT COUNT(*) FROM matches),"
+            " (SELECT COUNT(*) FROM alerts),"
+            " (SELECT COUNT(*) FROM (SELECT DISTINCT chat_id, post_id FROM alerts))"
+        ).fetchone()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+async def test_a_kill_during_a_burst_of_popular_posts_loses_and_repeats_nothing(
+    service: Service, api: FakeBotAPI, tmp_path: Path
+) -> None:
+    # 2,000 chats subscribed to one word, then 300 posts naming it at once (600,000 matches
+    # and alerts): `kill -9` while they are being stored, start again.
+    db = service.env["DOZOR_DB"]
+    storage = await Storage.open(db)
+    await storage.close()
+    stamp = datetime.now(UTC).isoformat()
+    chats = range(10_000, 10_000 + BURST_CHATS)
+    with contextlib.closing(sqlite3.connect(db)) as connection, connection:
+        connection.executemany(
+            "INSERT INTO subscribers (chat_id, name, created_at) VALUES (?, 'reader', ?)",
+            [(chat, stamp) for chat in chats],
+        )
+        connection.executemany(
+            "INSERT INTO subscriptions (chat_id, query, created_at) VALUES (?, 'Oreshnik', ?)",
+            [(chat, stamp) for chat in chats],
+        )
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text("", encoding="utf-8")
+    await service.start()
+    with posts.open("a", encoding="utf-8") as handle:
+        for number in range(1, BURST_POSTS + 1):
+            handle.write(_post(number, f"Oreshnik convoy report number {number}"))
+    await service.wait_log(f"{BURST_CHATS} alert(s) queued", count=3)
+    await service.kill()
+    stored_at_kill = _burst_counts(db)[0]
+
+    await service.start()
+    await _until(lambda: _burst_counts(db)[0] == BURST_POSTS, "every post stored", service)
+    assert await service.terminate() == 0
+    stored, matches, alerts, distinct = _burst_counts(db)
+    assert stored == BURST_POSTS
+    assert matches == BURST_POSTS * BURST_CHATS  # none lost
+    assert alerts == distinct == BURST_POSTS * BURST_CHATS  # one per chat and post
+    # What was sent before and after the kill: no (chat, post) twice, beyond the messages
+    # in flight when the process died.
+    sent = [
+        (m.chat_id, m.text.split('href="')[1].split('"')[0])
+        for m in api.sent
+        if 'href="' in m.text
+    ]
+    assert len(sent) - len(set(sent)) <= CONCURRENCY
+    assert 0 < stored_at_kill < BURST_POSTS  # the kill came in the middle of the burst
 
 
 # --- what an operator meets ----------------------------------------------------------------
