@@ -65,6 +65,8 @@ from bot.storage import Storage  # noqa: E402
 
 SEED = 20261207
 SCALES = ((1_000, 2_000), (10_000, 1_000))  # (subscriptions, posts)
+GOAL_GROWTH_MIB = 100  # resident memory above an idle service, 10,000 subscriptions
+STARTUP_SUBSCRIPTIONS = 100_000  # scenario 3
 LIVE_POSTS = 1_000  # new posts while the backlog waits (scenario 2)
 QUICK_SHARE = 10  # --quick: a tenth of the posts
 GOAL_SHARE = 0.25  # of the executemany rate, at 10,000 subscriptions
@@ -108,6 +110,13 @@ def generated_texts(rng: random.Random, count: int) -> list[str]:
     terms, _ = generated.build_vocabulary(random.Random(SEED))
     maker = generated.PostMaker(terms)
     return [maker.make(rng)[0] for _ in range(count)]
+
+
+def more_queries(rng: random.Random, count: int) -> list[str]:
+    """`count` generated queries (the same generator as `make_data`)."""
+    terms, partners = generated.build_vocabulary(random.Random(SEED))
+    zipf = generated.Zipf(terms)
+    return [generated.make_query(rng, zipf, partners).text for _ in range(count)]
 
 
 def make_data(rng: random.Random, queries: int, posts: int) -> tuple[list[str], list[str]]:
@@ -474,7 +483,33 @@ async def main() -> int:
             f" {verdict(share >= ingest_live.GOAL_SHARE)}; sending meanwhile"
             f" {result.send_rate:.1f} messages/s (goal >= {ingest_live.GOAL_SEND_RATE:.0f}) ->"
             f" {verdict(result.send_rate >= ingest_live.GOAL_SEND_RATE)}, 429s"
-            f" {result.throttled}; measured in {time.perf_counter() - step:.0f} s"
+            f" {result.throttled}; resident memory {result.rss_mib:,.0f} MiB;"
+            f" measured in {time.perf_counter() - step:.0f} s"
+        )
+        step = time.perf_counter()
+        print("scenario 3: `dozor run` started on 100,000 stored subscriptions, /start sent")
+        empty, many = Path(folder) / "empty.sqlite3", Path(folder) / "subs100000.sqlite3"
+        await build_database(empty, [])
+        await build_database(many, more_queries(rng, STARTUP_SUBSCRIPTIONS))
+        idle_s, idle_mib = await ingest_live.startup(Path(folder), empty)
+        took_s, took_mib = await ingest_live.startup(Path(folder), many)
+        growth = took_mib - idle_mib
+        print(
+            f"  reply to /start {took_s:.1f} s after the spawn (goal <="
+            f" {ingest_live.GOAL_STARTUP_S:.0f} s) ->"
+            f" {verdict(took_s <= ingest_live.GOAL_STARTUP_S)};"
+            f" with no subscriptions {idle_s:.1f} s. Resident memory {took_mib:,.0f} MiB, no"
+            f" subscriptions {idle_mib:,.0f} MiB: growth {growth:,.0f} MiB (goal <="
+            f" {ingest_live.GOAL_STARTUP_GROWTH_MIB}) ->"
+            f" {verdict(growth <= ingest_live.GOAL_STARTUP_GROWTH_MIB)}; measured in"
+            f" {time.perf_counter() - step:.0f} s"
+        )
+        live_growth = result.rss_mib - idle_mib
+        print(
+            f"  scenario 2's service (10,000 subscriptions, {result.backlog:,} alerts waiting,"
+            f" {result.posts:,} posts just stored) held {live_growth:,.0f} MiB"
+            f" more than the idle one (goal <= {GOAL_GROWTH_MIB} MiB, stated after 100,000"
+            f" posts) -> {verdict(live_growth <= GOAL_GROWTH_MIB)}"
         )
     print(f"total {time.perf_counter() - started:.0f} s")
     return 0

@@ -11,6 +11,13 @@ meanwhile (messages/s).
 
 Goal: ingest at least half the in-process rate of scenario 1 at 10,000 subscriptions (same
 run), while sending at the full paced rate (>= 27 messages/s of the 30/s Telegram allows).
+The child's resident memory (VmRSS) when the last post is stored is reported too.
+
+Scenario 3, startup: `dozor run` on a database holding 100,000 subscriptions (generated
+queries), `/start` pushed to the stand-in Bot API as the process is spawned; measured: the
+seconds from the spawn to the reply, and the process's resident memory then. Baseline, same
+run: the same on a database with no subscriptions (its memory is what the libraries and an
+idle service take). Goal: the reply within 15 s; memory growth above the baseline <= 300 MiB.
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BACKLOG = 100_000  # alerts waiting when the measured posts arrive
 GOAL_SHARE = 0.5  # of the in-process rate
 GOAL_SEND_RATE = 27.0  # messages/s
+GOAL_STARTUP_S = 15.0
+GOAL_STARTUP_GROWTH_MIB = 300
+USER = 777
 BOUND = 600.0  # seconds: a stuck service fails the run instead of hanging it
 
 
@@ -48,6 +58,68 @@ class LiveResult:
     ingest_rate: float
     send_rate: float
     throttled: int  # 429s the stand-in answered
+    rss_mib: float  # the child's resident memory when the last post was stored
+
+
+def resident_mib(pid: int) -> float:
+    """A process's resident memory (VmRSS), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _env(db: Path, source: Path, base_url: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "BOT_TOKEN": paced.TOKEN,
+        "TELEGRAM_API_BASE": base_url,
+        "DOZOR_DB": str(db),
+        "SOURCES": f"jsonl:{source}",
+        "DIGEST_TIME": (datetime.now(UTC) + timedelta(hours=12)).strftime("%H:%M"),
+        "LOG_LEVEL": "INFO",
+    }
+
+
+async def _stop(child: asyncio.subprocess.Process) -> None:
+    child.terminate()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(child.wait(), 60)
+    if child.returncode is None:
+        child.kill()
+        await child.wait()
+
+
+async def startup(folder: Path, db: Path) -> tuple[float, float]:
+    """Seconds from spawning `dozor run` on `db` to its reply to /start, and its resident
+    memory (MiB) then."""
+    source = folder / "startup.jsonl"
+    source.write_text("", encoding="utf-8")
+    api = await paced._server()
+    log = folder / f"{db.stem}.log"
+    try:
+        with log.open("wb") as output:
+            start = time.perf_counter()
+            child = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "bot.cli", "run"),
+                env=_env(db, source, api.base_url),
+                cwd=folder,
+                stdout=output,
+                stderr=output,
+            )
+        api.push_message(USER, "/start", user_id=USER)
+        try:
+            await api.wait_for_sent(1, chat_id=USER, timeout=BOUND)
+        except Exception:
+            print(log.read_text(encoding="utf-8", errors="replace")[-3000:])
+            raise
+        took = time.perf_counter() - start
+        memory = resident_mib(child.pid)
+        await _stop(child)
+    finally:
+        await api.stop()
+    return took, memory
 
 
 def _stored(db: Path) -> int:
@@ -102,16 +174,7 @@ async def live(
     source.write_text("", encoding="utf-8")
     api = await paced._server()
     log = folder / "live.log"
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(ROOT),
-        "BOT_TOKEN": paced.TOKEN,
-        "TELEGRAM_API_BASE": api.base_url,
-        "DOZOR_DB": str(db),
-        "SOURCES": f"jsonl:{source}",
-        "DIGEST_TIME": (datetime.now(UTC) + timedelta(hours=12)).strftime("%H:%M"),
-        "LOG_LEVEL": "INFO",
-    }
+    env = _env(db, source, api.base_url)
     with log.open("wb") as output:
         child = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -132,15 +195,11 @@ async def live(
         await _until("every post stored", lambda: _stored(db) >= target)
         took = time.perf_counter() - start
         sent = len(api.sent) - start_sent
+        memory = resident_mib(child.pid)
     except RuntimeError:
         print(log.read_text(encoding="utf-8", errors="replace")[-3000:])
         raise
     finally:
-        child.terminate()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(child.wait(), 60)
-        if child.returncode is None:
-            child.kill()
-            await child.wait()
+        await _stop(child)
         await api.stop()
-    return LiveResult(waiting, len(texts), len(texts) / took, sent / took, api.limit_hits)
+    return LiveResult(waiting, len(texts), len(texts) / took, sent / took, api.limit_hits, memory)
