@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -314,10 +315,13 @@ class PolledPlaces(LoopbackServer):
 
 
 def _links(api: FakeBotAPI) -> list[str]:
+    """Every alerted link, also from a message carrying several alerts (two alerts waiting
+    together for one chat go as one "🔔 2 new matches" message)."""
     return [
-        m.text.split('href="')[1].split('"')[0]
+        link
         for m in api.sent_to(USER)
-        if "news.example" in m.text or "x.com/" in m.text
+        for link in dict.fromkeys(re.findall(r'href="([^"]+)"', m.text))
+        if "news.example" in link or "x.com/" in link
     ]
 
 
