@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -94,6 +95,9 @@ class Matcher:
         return len(self._index)
 
 
+SEEN_POSTS = 20_000  # recent posts whose text Ingest remembers (a hash each)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -115,6 +119,10 @@ class Ingest:
         self._matcher = matcher
         self._outbox_ready = outbox_ready
         self._retention = retention
+        # The text (as a hash) of the posts handled lately: a source reading the same
+        # page again is not matched again, and a new post needs no read of the database
+        # first (`save_post` tells new, changed and unchanged apart in its transaction).
+        self._seen: OrderedDict[tuple[str, str, str], int] = OrderedDict()
 
     async def handle(
         self,
@@ -129,12 +137,16 @@ class Ingest:
         post = replace(
             post, text=clean_text(post.text), channel_title=clean_title(post.channel_title)
         )
-        existing = await self._storage.get_post(post.source, post.channel, post.post_id)
-        if existing is None and self._retention and post.date < _now() - self._retention:
-            alert = False  # pruned long ago: an edit of it is not news
-        hits: list[Hit] = []
-        if alert and (existing is None or existing.post.text != post.text):
-            hits = await self._matcher.find(post.text)
+        key = (post.source, post.channel, post.post_id)
+        text = hash(post.text)
+        if alert and self._retention and post.date < _now() - self._retention:
+            existing = await self._storage.get_post(*key)
+            # Not stored: pruned long ago, and an edit of it is not news; stored and
+            # unchanged: nothing to match.
+            alert = existing is not None and existing.post.text != post.text
+        elif self._seen.get(key) == text:
+            alert = False  # read again, unchanged
+        hits = await self._matcher.find(post.text) if alert else []
         records = [
             MatchRecord(
                 hit.subscription.id, hit.subscription.chat_id, hit.subscription.query, hit.spans
@@ -142,6 +154,10 @@ class Ingest:
             for hit in hits
         ]
         result = await self._storage.save_post(post, records, source_id=source_id, cursor=cursor)
+        self._seen[key] = text
+        self._seen.move_to_end(key)
+        if len(self._seen) > SEEN_POSTS:
+            self._seen.popitem(last=False)
         if result.alerts_queued:
             log.info(
                 "post %s/%s/%s: %d alert(s) queued",
