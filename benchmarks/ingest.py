@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import random
 import shutil
@@ -105,16 +106,21 @@ class Result:
 # --- data -----------------------------------------------------------------------------------
 
 
+@functools.cache
+def vocabulary() -> tuple[list[generated.Term], dict[str, list[str]]]:
+    """The terms and partners `make_data` draws from (built from SEED, as it does)."""
+    return generated.build_vocabulary(random.Random(SEED))
+
+
 def generated_texts(rng: random.Random, count: int) -> list[str]:
     """`count` more generated post texts (the same generator as `make_data`)."""
-    terms, _ = generated.build_vocabulary(random.Random(SEED))
-    maker = generated.PostMaker(terms)
+    maker = generated.PostMaker(vocabulary()[0])
     return [maker.make(rng)[0] for _ in range(count)]
 
 
 def more_queries(rng: random.Random, count: int) -> list[str]:
     """`count` generated queries (the same generator as `make_data`)."""
-    terms, partners = generated.build_vocabulary(random.Random(SEED))
+    terms, partners = vocabulary()
     zipf = generated.Zipf(terms)
     return [generated.make_query(rng, zipf, partners).text for _ in range(count)]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import json
 import logging
@@ -533,36 +532,32 @@ class Storage:
         itself for a post with few matches (and the event loop has nothing to do meanwhile).
         """
         records = list(matches)
+        return await self._transaction_on_thread(
+            lambda db: self._save_post_in(db, post, records, source_id, cursor)
+        )
+
+    async def _transaction_on_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`_transaction`, run whole as one call on the database's thread (aiosqlite's queue
+        of calls, so it is ordered with every other statement): BEGIN IMMEDIATE, `work` with
+        the writing connection, COMMIT; on any failure (a failed COMMIT too, which may leave
+        the transaction open) ROLLBACK. For writes of many statements on a hot path; a
+        cancelled caller does not stop the call, which commits or rolls back on its own."""
+
+        def whole(db: sqlite3.Connection) -> _T:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(db)
+                db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
+            return result
+
         async with self._lock:
-            return await self._on_db_thread(
-                functools.partial(self._save_post_now, post, records, source_id, cursor)
-            )
-
-    async def _on_db_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run `work` with the writing connection on its own thread (aiosqlite's queue of
-        calls, so it is ordered with every other statement). The caller holds `_lock`."""
-        connection: sqlite3.Connection = self._db._conn
-        result: _T = await self._db._execute(work, connection)  # type: ignore[no-untyped-call]
-        return result
-
-    def _save_post_now(
-        self,
-        post: Post,
-        matches: list[MatchRecord],
-        source_id: int | None,
-        cursor: str | None,
-        db: sqlite3.Connection,
-    ) -> SaveResult:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            result = self._save_post_in(db, post, matches, source_id, cursor)
-            db.execute("COMMIT")
-        except BaseException:
-            # A failed COMMIT (disk full) may leave the transaction open: end it.
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise
-        return result
+            connection: sqlite3.Connection = self._db._conn
+            done: _T = await self._db._execute(whole, connection)  # type: ignore[no-untyped-call]
+            return done
 
     def _save_post_in(
         self,
@@ -1099,7 +1094,7 @@ class Storage:
         queues), in post order, so each chat's alerts stay in order; an alert for a chat
         that has since blocked the bot is filed too, as its other waiting messages stay.
         Returns how many rows left `fresh_alerts` (0: nothing was waiting)."""
-        if await self._read_one("SELECT 1 FROM fresh_alerts LIMIT 1") is None:
+        if not await self._fresh_waiting():
             return 0
         async with self._transaction() as db:
             last = await self._one(
@@ -1113,6 +1108,10 @@ class Storage:
             key = (int(last["post_id"]), int(last["chat_id"]))
             await self._file_fresh(db, "(post_id, chat_id) <= (?, ?)", key, _ts(now or _now()))
         return int(last["n"])
+
+    async def _fresh_waiting(self) -> bool:
+        """Whether any alert waits to be filed (a read that does not wait for writers)."""
+        return await self._read_one("SELECT 1 FROM fresh_alerts LIMIT 1") is not None
 
     async def _file_fresh(
         self,
@@ -1180,7 +1179,7 @@ class Storage:
         """When the next queue becomes due (None if nothing is pending): a queue waits for
         its latest postponed message, as in `pending_chats`, so a new alert behind held ones
         does not look due."""
-        if await self._read_one("SELECT 1 FROM fresh_alerts LIMIT 1") is not None:
+        if await self._fresh_waiting():
             return _now()  # alerts to file (`pending_chats` does)
         row = await self._read_one(
             "SELECT outbox_queues.due_at AS due FROM outbox_queues"
