@@ -17,7 +17,9 @@ through a plain `sqlite3` connection with the PRAGMAs `Storage.open` sets:
   alerts, and whatever else refers to the post), then replayed per post in one transaction:
   the post, then ONE `executemany` per table. Replaying what was stored keeps the rows (and
   their columns) the real code's as storage changes. It is the floor for writing these rows
-  one post at a time. The matches `Matcher.match` finds for the same posts are counted too:
+  one post at a time. (Ingest stages a post's matches and merges them into `matches`,
+  indexed by chat, a batch at a time; the replay writes each row where it ended up, so a
+  merged post's matches go straight into the indexed table.) The matches `Matcher.match` finds for the same posts are counted too:
   a warning is printed if ingest stored a different number.
 * "raw": the same posts alone, one transaction each, no matches.
 
@@ -174,12 +176,14 @@ def used_size(path: Path) -> int:
 
 
 async def operate_a_day(path: Path) -> None:
-    """What a day of operation does to the rows ingest wrote: every alert filed into the
+    """What a day of operation does to the rows ingest wrote: the staged matches merged
+    (`Storage.merge_matches`, as every digest does first), every alert filed into the
     outbox (`Storage.file_alerts`, as the sender does), sent (marked as the sender marks
     them) and, past the grace period, pruned (`Storage.prune_finished`, as the service's
     periodic job does)."""
     storage = await Storage.open(path)
     try:
+        await storage.merge_matches()  # the staged tail, as the first digest's read does
         while await storage.file_alerts(batch=5_000):
             pass
         await storage._db.execute(

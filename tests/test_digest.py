@@ -503,6 +503,7 @@ async def _add_match(
     )
     moment = found or date
     if moment is not None:
+        await storage.merge_matches()  # the staged matches, into the table changed here
         await _write(
             storage,
             "UPDATE matches SET created_at = ? WHERE post_id = ?",

@@ -380,7 +380,9 @@ def _burst_counts(db: str) -> tuple[int, int, int, int]:
         row = connection.execute(
             "WITH alerts AS (SELECT chat_id, post_id FROM outbox WHERE kind = 'alert'"
             " UNION ALL SELECT chat_id, post_id FROM fresh_alerts)"
-            " SELECT (SELECT COUNT(*) FROM posts), (SELECT COUNT(*) FROM matches),"
+            " SELECT (SELECT COUNT(*) FROM posts),"
+            # Merged or still staged (a merge moves them in one transaction).
+            " (SELECT COUNT(*) FROM matches) + (SELECT COUNT(*) FROM staged_matches),"
             " (SELECT COUNT(*) FROM alerts),"
             " (SELECT COUNT(*) FROM (SELECT DISTINCT chat_id, post_id FROM alerts))"
         ).fetchone()

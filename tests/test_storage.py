@@ -44,11 +44,12 @@ async def test_migrations_create_schema_once(tmp_path: Path) -> None:
         "subscribers",
         "subscriptions",
         "matches",
+        "staged_matches",
         "fresh_alerts",
         "outbox",
     } <= tables
     assert mode == "wal"
-    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,), (8,), (9,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,), (6,), (7,), (8,), (9,), (10,)]
 
 
 async def test_same_post_twice_is_stored_and_alerted_once(storage: Storage) -> None:

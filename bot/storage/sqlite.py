@@ -214,6 +214,9 @@ class Storage:
         self._lock = asyncio.Lock()
         self._redact = redact or Redactor()
         self._process_lock = lock
+        # Matches staged since the last merge (a hint for when to merge: readers by chat
+        # look at the table itself).
+        self._staged = 0
 
     @classmethod
     async def open(
@@ -253,6 +256,9 @@ class Storage:
             await connection.execute("PRAGMA busy_timeout = 5000")
             await storage._migrate()
             await storage.check_writable()
+            async with connection.execute("SELECT COUNT(*) FROM staged_matches") as cursor:
+                staged = await cursor.fetchone()
+            storage._staged = int(staged[0]) if staged is not None else 0
             if str(path) != ":memory:":
                 storage._reader = await _open_reader(path)
         except StorageError:
@@ -649,19 +655,28 @@ class Storage:
         matches, digest_only = _still_subscribed(db, matches)
         already_alerted: set[int] = set()
         if edit:  # only chats with no match on the post before are told of the edit
-            rows = db.execute("SELECT DISTINCT chat_id FROM matches WHERE post_id = ?", (post_id,))
+            rows = db.execute(
+                "SELECT chat_id FROM matches WHERE post_id = ?"
+                " UNION SELECT chat_id FROM staged_matches WHERE post_id = ?",
+                (post_id, post_id),
+            )
             already_alerted = {int(r[0]) for r in rows}
         by_chat: dict[int, list[MatchRecord]] = {}
         for match in matches:
             if match.subscription_id not in digest_only:
                 by_chat.setdefault(match.chat_id, []).append(match)
         # A post's rows go in two statements, not one per row: a popular post matches
-        # thousands of subscriptions.
-        db.executemany(
-            "INSERT OR IGNORE INTO matches (post_id, subscription_id, chat_id, query,"
+        # thousands of subscriptions. The matches are staged (clustered by post) and moved
+        # into `matches`, indexed by chat, a batch at a time (`merge_matches`).
+        staged = db.executemany(
+            "INSERT OR IGNORE INTO staged_matches (post_id, subscription_id, chat_id, query,"
             " created_at) VALUES (?, ?, ?, ?, ?)",
             [(post_id, m.subscription_id, m.chat_id, m.query, now) for m in matches],
-        )
+        ).rowcount
+        self._staged += max(staged, 0)
+        if self._staged >= MERGE_AT:
+            _merge_staged(db)
+            self._staged = 0
         # Many chats share a query (and so its words' places in the post): each distinct
         # combination is written as JSON once.
         written: dict[tuple[tuple[str, ...], tuple[Span, ...]], tuple[str, str]] = {}
@@ -871,6 +886,9 @@ class Storage:
             old = await self._one("SELECT * FROM subscribers WHERE chat_id = ?", (old_id,))
             if old is None:
                 return False
+            for statement in _MERGE:  # the chat's matches, all in `matches`
+                await db.execute(statement)
+            self._staged = 0
             have = await self._one("SELECT 1 FROM subscribers WHERE chat_id = ?", (new_id,))
             if have is None:  # every column copied, so settings added later move too
                 columns = list(old.keys())
@@ -1358,7 +1376,9 @@ class Storage:
                 return Pruned()
             marks = ", ".join("?" * len(ids))
             found = await self._one(
-                f"SELECT COUNT(*) AS n FROM matches WHERE post_id IN ({marks})", ids
+                f"SELECT (SELECT COUNT(*) FROM matches WHERE post_id IN ({marks}))"
+                f" + (SELECT COUNT(*) FROM staged_matches WHERE post_id IN ({marks})) AS n",
+                ids + ids,
             )
             # Only finished rows are left for these posts; the matches go by cascade.
             outbox = await db.execute(f"DELETE FROM outbox WHERE post_id IN ({marks})", ids)
@@ -1417,6 +1437,7 @@ class Storage:
         the chat saved them; queries in instant-alerts-only mode are left out. `known`:
         posts already read (by id), used and added to, so that a post many chats matched
         is read once."""
+        await self.merge_matches()
         posts = known if known is not None else {}
         pairs: list[tuple[int, int, tuple[str, ...]]] = []
         for chunk in _chunks(sorted(since.items()), _CHATS_PER_READ):
@@ -1461,6 +1482,7 @@ class Storage:
         as `bot.digest.zone_shift` gives them), counted by the post's date, for the chat's
         current queries (only those that go into the digest, with `digest_queries`) matched
         in [since, until)."""
+        await self.merge_matches()
         counts: dict[int, dict[str, dict[date, int]]] = {}
         mode = " AND subscriptions.mode != 'instant'" if digest_queries else ""
         for chunk in _chunks(sorted(shifts.items()), _CHATS_PER_READ):
@@ -1497,9 +1519,31 @@ class Storage:
     async def write_barrier(self) -> datetime:
         """The time now, taken while no write is in progress (here or in another process):
         every match stamped before it is committed, every later one is stamped after it —
-        the end of a digest's period, so that no match falls between two digests."""
-        async with self._transaction():
+        the end of a digest's period, so that no match falls between two digests. The
+        matches staged until then are merged (`merge_matches`) in the same transaction, so
+        a read by chat up to this time sees them all."""
+
+        def merged(db: sqlite3.Connection) -> datetime:
+            _merge_staged(db)
+            self._staged = 0
             return _now()
+
+        return await self._transaction_on_thread(merged)
+
+    async def merge_matches(self) -> int:
+        """Move the staged matches (`staged_matches`: a post's matches, clustered by post)
+        into `matches`, sorted by chat, in one transaction; how many moved. Every read of
+        matches by chat calls it first (a quick look when nothing is staged)."""
+        waiting = await self._read_one("SELECT EXISTS (SELECT 1 FROM staged_matches) AS n")
+        if waiting is None or not waiting["n"]:
+            return 0
+
+        def merged(db: sqlite3.Connection) -> int:
+            moved = _merge_staged(db)
+            self._staged = 0
+            return moved
+
+        return await self._transaction_on_thread(merged)
 
     async def query_order(self, chat_ids: Sequence[int]) -> dict[int, list[str]]:
         """Each chat's queries in the order it saved them."""
@@ -1565,6 +1609,7 @@ class Storage:
         (date, id) and older than the key `before` (keyset paging, for /export), each with
         every query that matched it, in the order the chat saved them, whatever their mode.
         """
+        await self.merge_matches()
         after = ""
         params: list[object] = [chat_id, _us(since)]
         if before is not None:
@@ -1582,6 +1627,23 @@ class Storage:
         for row in rows:
             entries.append(DigestEntry(_stored_post(row), _queries_in_order(row["queries"])))
         return entries
+
+
+MERGE_AT = 200_000  # staged matches that make ingest merge them (`Storage.merge_matches`)
+_MERGE = (
+    # Sorted by chat, the index by chat takes the batch in order (each of its pages once);
+    # the rows themselves land at the end of `matches` (newer posts), a few pages.
+    "INSERT OR IGNORE INTO matches (post_id, subscription_id, chat_id, query, created_at)"
+    " SELECT post_id, subscription_id, chat_id, query, created_at FROM staged_matches"
+    " ORDER BY chat_id, created_at",
+    "DELETE FROM staged_matches",
+)
+
+
+def _merge_staged(db: sqlite3.Connection) -> int:
+    """`Storage.merge_matches`' statements, in the caller's transaction; how many moved."""
+    db.execute(_MERGE[0])
+    return max(db.execute(_MERGE[1]).rowcount, 0)
 
 
 def _still_subscribed(
