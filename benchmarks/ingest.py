@@ -19,8 +19,9 @@ through a plain `sqlite3` connection with the PRAGMAs `Storage.open` sets:
   their columns) the real code's as storage changes. It is the floor for writing these rows
   one post at a time. (Ingest stages a post's matches and merges them into `matches`,
   indexed by chat, a batch at a time; the replay writes each row where it ended up, so a
-  merged post's matches go straight into the indexed table.) The matches `Matcher.match` finds for the same posts are counted too:
-  a warning is printed if ingest stored a different number.
+  merged post's matches go straight into the indexed table.) The matches `Matcher.match`
+  finds for the same posts are counted too: a warning is printed if ingest stored a
+  different number (merged or staged).
 * "raw": the same posts alone, one transaction each, no matches.
 
 The database's growth per match (a subscription matching a post: one `matches` row today) is
@@ -358,7 +359,7 @@ async def measure(
     raw_took = insert_directly(paths["raw"], posts_table, [Written(w.post, []) for w in written])
 
     matches = sum(len(post_hits) for post_hits in hits)
-    stored = count_rows(paths["ingest"], "matches")
+    stored = count_rows(paths["ingest"], "matches") + count_rows(paths["ingest"], "staged_matches")
     if stored != matches:
         print(f"  warning: ingest stored {stored:,} matches rows; the index finds {matches:,}")
     raw_size = settled_size(paths["raw"])

@@ -119,6 +119,20 @@ class FormExpander:
                 self._aliases[self._alias_key(name)] = group
         self.lexeme = lru_cache(maxsize=100_000)(self._lexeme)
         self.expand = lru_cache(maxsize=100_000)(self._expand)
+        # Interned form sets and forms: many terms expand to the same sets (`Орешник`,
+        # `Орешника` and `Oreshnik` share their Russian forms); the index and these caches
+        # hold one copy of each, however many terms and subscriptions use it.
+        self._form_sets: dict[frozenset[str], frozenset[str]] = {}
+        self._forms: dict[str, str] = {}
+
+    def share(self, forms: frozenset[str]) -> frozenset[str]:
+        """The interned copy of a form set (its forms interned too)."""
+        shared = self._form_sets.get(forms)
+        if shared is None:
+            intern = self._forms.setdefault
+            shared = frozenset(intern(form, form) for form in forms)
+            self._form_sets[shared] = shared
+        return shared
 
     @classmethod
     def shared(cls) -> FormExpander:
@@ -272,7 +286,7 @@ class FormExpander:
         the word is a whole term (inside "quotes" an acronym is not caps-only)."""
         variants = self.expand(word, alone)
         singles = [seq[0] for seq in variants if len(seq) == 1]
-        merged: list[Sequence] = [(frozenset().union(*singles),)] if singles else []
+        merged: list[Sequence] = [(self.share(frozenset().union(*singles)),)] if singles else []
         return merged + [seq for seq in variants if len(seq) > 1]
 
     def phrase_sequences(self, words: list[str], limit: int) -> set[Sequence]:
@@ -299,7 +313,8 @@ class FormExpander:
 
     def _expand(self, term: str, alone: bool = True) -> tuple[Sequence, ...]:
         sequences = self._spelling(term, alone=alone) | self.phrase_aliases(term)
-        return tuple(sorted(sequences, key=lambda seq: (len(seq), sorted(seq[0]))))
+        ordered = sorted(sequences, key=lambda seq: (len(seq), sorted(seq[0])))
+        return tuple(tuple(map(self.share, sequence)) for sequence in ordered)
 
 
 @lru_cache(maxsize=1)

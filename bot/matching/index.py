@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import islice, pairwise, product
+from itertools import chain, islice, pairwise, product
 from typing import Any
 
 import re2
@@ -284,8 +284,16 @@ class _Compiler:
         self._by_sequences: dict[frozenset[Sequence], _Words] = {}
 
     def _words(self, sequences: tuple[Sequence, ...]) -> _Words:
-        """One node per set of sequences: `Oreshnik` and `Орешник` become the same atom."""
-        return self._by_sequences.setdefault(frozenset(sequences), _Words(sequences))
+        """One node per set of sequences: `Oreshnik` and `Орешник` become the same atom.
+        Its form sets are the expander's interned ones (`FormExpander.share`), held once
+        however many terms use them."""
+        key = frozenset(sequences)
+        found = self._by_sequences.get(key)
+        if found is None:
+            share = self._expander.share
+            found = _Words(tuple(tuple(map(share, sequence)) for sequence in sequences))
+            self._by_sequences[frozenset(found.sequences)] = found
+        return found
 
     def prefix(self, prefix: str) -> _Prefix:
         """One node per prefix, so that identical prefixes are one atom."""
@@ -389,32 +397,33 @@ def _common(table: dict[Any, set[str]], present: set[Any]) -> list[Any]:
     return [key for key in present if key in table]
 
 
-# A bucket of the form and bigram tables: most hold one atom, kept as a 1-tuple (56 bytes,
-# where a set takes 216: at 10,000 subscriptions these tables hold ~150,000 buckets).
-_Bucket = tuple["_Words", ...] | set["_Words"]
+# A bucket of the form and bigram tables: most hold one atom, kept as the atom itself (a
+# 1-tuple took 56 bytes more, a set 216: at 10,000 subscriptions these tables hold ~140,000
+# buckets, at 100,000 over a million); two or more atoms, a set.
+_Bucket = _Words | set[_Words]
 
 
 def _file_in(table: dict[Any, _Bucket], key: object, item: _Words, add: bool) -> None:
-    """`_toggle` for the form and bigram tables, one-atom buckets kept as 1-tuples."""
+    """`_toggle` for the form and bigram tables, a one-atom bucket kept as the atom itself."""
     bucket = table.get(key)
     if add:
         if bucket is None:
-            table[key] = (item,)
-        elif isinstance(bucket, tuple):
-            if item not in bucket:
-                table[key] = {*bucket, item}
+            table[key] = item
+        elif isinstance(bucket, _Words):
+            if bucket is not item:
+                table[key] = {bucket, item}
         else:
             bucket.add(item)
         return
     if bucket is None:
         return
-    if isinstance(bucket, tuple):
-        if item in bucket:
+    if isinstance(bucket, _Words):
+        if bucket is item:
             del table[key]
         return
     bucket.discard(item)
     if len(bucket) == 1:
-        table[key] = (next(iter(bucket)),)
+        table[key] = next(iter(bucket))
     elif not bucket:
         del table[key]
 
@@ -670,20 +679,22 @@ class QueryIndex:
         atoms_by_form = self._atoms_by_form
         for norm in view.positions:
             atoms = atoms_by_form.get(norm)
-            if atoms:
-                present.update(atoms)
+            if atoms is not None:
+                if atoms.__class__ is _Words:
+                    present.add(atoms)
+                else:
+                    present.update(atoms)
         if self._atoms_by_bigram:
             by_bigram = self._atoms_by_bigram
             norms = view.norms
             found: set[_Words] = set()
-            for pair in pairwise(norms):
+            for pair in chain(pairwise(norms), _caps_pairs(view)):
                 atoms = by_bigram.get(pair)
-                if atoms:
-                    found.update(atoms)
-            for pair in _caps_pairs(view):
-                atoms = by_bigram.get(pair)
-                if atoms:
-                    found.update(atoms)
+                if atoms is not None:
+                    if atoms.__class__ is _Words:
+                        found.add(atoms)
+                    else:
+                        found.update(atoms)
             # Two words in a row settle a two-word sequence; longer ones are checked whole.
             for atom in found - present:
                 if atom not in self._long_sequences or atom.starts(view):
