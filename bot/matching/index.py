@@ -680,7 +680,7 @@ class QueryIndex:
         for norm in view.positions:
             atoms = atoms_by_form.get(norm)
             if atoms is not None:
-                if atoms.__class__ is _Words:
+                if isinstance(atoms, _Words):
                     present.add(atoms)
                 else:
                     present.update(atoms)
@@ -691,7 +691,7 @@ class QueryIndex:
             for pair in chain(pairwise(norms), _caps_pairs(view)):
                 atoms = by_bigram.get(pair)
                 if atoms is not None:
-                    if atoms.__class__ is _Words:
+                    if isinstance(atoms, _Words):
                         found.add(atoms)
                     else:
                         found.update(atoms)
