@@ -286,7 +286,7 @@ class FormExpander:
         the word is a whole term (inside "quotes" an acronym is not caps-only)."""
         variants = self.expand(word, alone)
         singles = [seq[0] for seq in variants if len(seq) == 1]
-        merged: list[Sequence] = [(self.share(frozenset().union(*singles)),)] if singles else []
+        merged: list[Sequence] = [(frozenset().union(*singles),)] if singles else []
         return merged + [seq for seq in variants if len(seq) > 1]
 
     def phrase_sequences(self, words: list[str], limit: int) -> set[Sequence]:

@@ -287,12 +287,11 @@ class _Compiler:
         """One node per set of sequences: `Oreshnik` and `Орешник` become the same atom.
         Its form sets are the expander's interned ones (`FormExpander.share`), held once
         however many terms use them."""
-        key = frozenset(sequences)
+        shared = tuple(tuple(map(self._expander.share, sequence)) for sequence in sequences)
+        key = frozenset(shared)
         found = self._by_sequences.get(key)
         if found is None:
-            share = self._expander.share
-            found = _Words(tuple(tuple(map(share, sequence)) for sequence in sequences))
-            self._by_sequences[frozenset(found.sequences)] = found
+            found = self._by_sequences[key] = _Words(shared)
         return found
 
     def prefix(self, prefix: str) -> _Prefix:

@@ -675,8 +675,7 @@ class Storage:
         ).rowcount
         self._staged += max(staged, 0)
         if self._staged >= MERGE_AT:
-            _merge_staged(db)
-            self._staged = 0
+            self._merge_in(db)
         # Many chats share a query (and so its words' places in the post): each distinct
         # combination is written as JSON once.
         written: dict[tuple[tuple[str, ...], tuple[Span, ...]], tuple[str, str]] = {}
@@ -1524,8 +1523,7 @@ class Storage:
         a read by chat up to this time sees them all."""
 
         def merged(db: sqlite3.Connection) -> datetime:
-            _merge_staged(db)
-            self._staged = 0
+            self._merge_in(db)
             return _now()
 
         return await self._transaction_on_thread(merged)
@@ -1537,13 +1535,15 @@ class Storage:
         waiting = await self._read_one("SELECT EXISTS (SELECT 1 FROM staged_matches) AS n")
         if waiting is None or not waiting["n"]:
             return 0
+        return await self._transaction_on_thread(self._merge_in)
 
-        def merged(db: sqlite3.Connection) -> int:
-            moved = _merge_staged(db)
-            self._staged = 0
-            return moved
-
-        return await self._transaction_on_thread(merged)
+    def _merge_in(self, db: sqlite3.Connection) -> int:
+        """`merge_matches`' statements, in the caller's transaction on the database's
+        thread; how many moved."""
+        db.execute(_MERGE[0])
+        moved = max(db.execute(_MERGE[1]).rowcount, 0)
+        self._staged = 0
+        return moved
 
     async def query_order(self, chat_ids: Sequence[int]) -> dict[int, list[str]]:
         """Each chat's queries in the order it saved them."""
@@ -1638,12 +1638,6 @@ _MERGE = (
     " ORDER BY chat_id, created_at",
     "DELETE FROM staged_matches",
 )
-
-
-def _merge_staged(db: sqlite3.Connection) -> int:
-    """`Storage.merge_matches`' statements, in the caller's transaction; how many moved."""
-    db.execute(_MERGE[0])
-    return max(db.execute(_MERGE[1]).rowcount, 0)
 
 
 def _still_subscribed(
