@@ -33,6 +33,7 @@ from apscheduler.schedulers.base import STATE_RUNNING
 from bot.config import Settings
 from bot.delivery.chats import chat_texts
 from bot.delivery.outbox import OutboxWorker
+from bot.delivery.responses import KeepResponseTypes
 from bot.delivery.sender import Pacer, TelegramSender
 from bot.digest import queue_digests
 from bot.i18n import Argument, Catalog
@@ -86,6 +87,7 @@ def make_bot(settings: Settings) -> Bot:
     session = AiohttpSession(
         api=TelegramAPIServer.from_base(settings.telegram_api_base), json_loads=loads_clean
     )
+    session.middleware(KeepResponseTypes())
     return Bot(
         settings.require_token(),
         session=session,

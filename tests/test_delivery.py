@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
+import weakref
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from aiogram import Bot
+from aiogram.methods import Response
+from aiogram.types import Message
 
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.render import MAX_MESSAGE, html_length
 from bot.delivery.sender import Pacer, Priority, TelegramSender, install_pacer, pacer_of
 from bot.domain import Post, Span
+from bot.folding import Fingerprint, Fingerprints
 from bot.storage import Storage
 from bot.storage.sqlite import MatchRecord
 from tests.botapi import FakeBotAPI
+from tests.conftest import USER
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -188,6 +195,43 @@ async def test_reposts_waiting_together_go_out_as_one_alert_naming_the_other_sou
     assert "also in Военный Осведомитель, Рыбарь" in message.text
     assert _links(message.text) == ["1", "4"]
     assert await storage.outbox_counts() == {"pending": 0, "sent": 4, "failed": 0}
+
+
+async def test_a_post_alerted_to_many_chats_is_fingerprinted_once(
+    storage: Storage, api: FakeBotAPI, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    news = "Минобороны сообщило о боевом дежурстве комплекса Oreshnik в Беларуси, в конце ноября."
+    chats = [7, 8, 9]
+    await _alert(storage, chats, "1", news)
+    await _alert(storage, chats, "2", f"⚡️ {news}\n\nПодписаться: @milinfolive")
+    made: list[str] = []
+    make = Fingerprints.make
+
+    def counting(self: Fingerprints, text: str) -> Fingerprint:
+        made.append(text)
+        return make(self, text)
+
+    monkeypatch.setattr(Fingerprints, "make", counting)
+    assert await _worker(storage, bot).send_due() == 6
+    for chat_id in chats:
+        (message,) = api.sent_to(chat_id)
+        assert "+1 similar post" in message.text  # the repost folded, in every chat
+    assert len(made) == 2  # one fingerprint per post, not per chat
+
+
+async def test_reply_types_outlive_garbage_collection(api: FakeBotAPI, bot: Bot) -> None:
+    """aiogram parses each reply with a pydantic generic class that only a weak cache holds;
+    rebuilt after every collection, it cost ~5 ms per message (bot/delivery/responses.py)."""
+    gc.disable()  # the class the reply was parsed with is still cached right after it
+    try:
+        await bot.send_message(USER, "one")
+        parsed_with = weakref.ref(Response[Message])
+    finally:
+        gc.enable()
+    gc.collect()
+    assert parsed_with() is not None
+    await bot.send_message(USER, "two")
+    assert Response[Message] is parsed_with()
 
 
 async def test_long_bursts_are_cut_into_messages_within_the_limit(

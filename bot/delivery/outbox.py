@@ -36,7 +36,7 @@ from bot.delivery.photos import BadChart, draw_chart_async
 from bot.delivery.render import MAX_BATCH, AlertParts, render_alerts
 from bot.delivery.sender import Sender, SendResult
 from bot.domain import StoredPost, Subscriber
-from bot.folding import Story, fold
+from bot.folding import Fingerprints, Story, fold
 from bot.i18n import Argument, Catalog, Notify, Texts
 from bot.storage import MEDIA_CHART, PendingMessage, Storage
 
@@ -50,6 +50,7 @@ BLOCKED = "the chat blocked the bot or no longer exists"
 NOTHING_TO_SEND = "nothing to send"
 STALL_FIRST = 1.0  # seconds before retrying a failed recording, doubling...
 STALL_MAX = 60.0  # ...up to a minute
+OUTBOX_FINGERPRINTS = 2_000  # posts whose fingerprints the sender keeps (~2.3 KB each)
 
 
 def retry_delay(attempts: int) -> float:
@@ -86,12 +87,19 @@ def chat_view(
 
 
 def next_message(
-    rows: Sequence[PendingMessage], t: Texts, tz: tzinfo, *, batch: bool = True
+    rows: Sequence[PendingMessage],
+    t: Texts,
+    tz: tzinfo,
+    *,
+    batch: bool = True,
+    fingerprints: Fingerprints | None = None,
 ) -> tuple[str, list[PendingMessage]]:
     """The HTML of the next message for one chat (in its language `t` and zone `tz`), and
     the rows (oldest first) it carries.
 
     Alerts waiting together become one message; a digest is always a message of its own.
+    `fingerprints` caches the posts' fingerprints across calls (one post is alerted to
+    hundreds of chats).
     """
     first = rows[0]
     if first.kind != "alert" or first.post is None:
@@ -108,6 +116,7 @@ def next_message(
         key=lambda alert: alert[1].id,
         text=lambda alert: alert[1].post.text,
         when=lambda alert: alert[1].post.date,
+        fingerprints=fingerprints,
     )
     parts = [_alert_parts(story) for story in stories]
     text, used = render_alerts(parts, t, tz)
@@ -162,6 +171,8 @@ class OutboxWorker:
         self._record_failures = 0  # failed attempts to record, in the current stall
         self._stalled_until: float | None = None  # loop time; sending is paused until then
         self.sent = 0  # rows Telegram accepted since the worker was made
+        # A post alerted to hundreds of chats is fingerprinted once, not once per chat.
+        self._fingerprints = Fingerprints(OUTBOX_FINGERPRINTS)
 
     def stop(self) -> None:
         """Take no new work; `run` returns once the sends in flight are done."""
@@ -272,7 +283,9 @@ class OutboxWorker:
             if rows[0].kind == "alert" and view.held_until is not None:
                 return await self._hold(chat_id, view.held_until, carried)
             batch = self._batch and rows[0].id not in self._alone
-            text, carried = next_message(rows, view.texts, view.tz, batch=batch)
+            text, carried = next_message(
+                rows, view.texts, view.tz, batch=batch, fingerprints=self._fingerprints
+            )
             if carried[0].media == MEDIA_CHART:
                 result = await self._send_chart(chat_id, text)
             elif not text.strip():
