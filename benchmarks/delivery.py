@@ -51,7 +51,7 @@ from bot.delivery.outbox import OutboxWorker  # noqa: E402
 from bot.delivery.sender import TelegramSender  # noqa: E402
 from bot.domain import Post, Span  # noqa: E402
 from bot.ingest import Ingest, Matcher  # noqa: E402
-from bot.storage import Storage  # noqa: E402
+from bot.storage import SqliteStorage, Storage  # noqa: E402
 from bot.storage.sqlite import MatchRecord  # noqa: E402
 from tests.botapi import FakeBotAPI  # noqa: E402
 
@@ -118,7 +118,7 @@ def _report_delivery(
 
 async def fan_out(workdir: Path) -> tuple[float, int, int, int]:
     print(f"1. fan-out: {POSTS * SUBSCRIBERS:,} alerts to {SUBSCRIBERS} subscribers")
-    storage = await Storage.open(workdir / "fanout.sqlite3")
+    storage = await SqliteStorage.open(workdir / "fanout.sqlite3")
     await _fan_out_queue(storage)
     expected = POSTS * SUBSCRIBERS
 
@@ -166,7 +166,7 @@ async def fan_out(workdir: Path) -> tuple[float, int, int, int]:
 
 async def _latency_run(workdir: Path, name: str, wake: bool) -> tuple[list[float], int]:
     """Delays (ms) from each post handed to ingest to its first alert; and the 429s."""
-    storage = await Storage.open(workdir / f"{name}.sqlite3")
+    storage = await SqliteStorage.open(workdir / f"{name}.sqlite3")
     for chat_id in range(1, LATENCY_SUBSCRIBERS + 1):
         await storage.upsert_subscriber(chat_id, f"user{chat_id}")
         await storage.add_subscription(chat_id, f"term{(chat_id - 1) // LATENCY_MATCHES}")
@@ -227,7 +227,7 @@ async def latency(workdir: Path) -> float:
 
 async def _child(db: str, base_url: str) -> None:
     """The crash run's worker process: drain the outbox, as `dozor run` would."""
-    storage = await Storage.open(db)
+    storage = await SqliteStorage.open(db)
     session = AiohttpSession(api=TelegramAPIServer.from_base(base_url))
     bot = Bot(TOKEN, session=session)
     worker = OutboxWorker(storage, TelegramSender(bot), UTC, asyncio.Event())
@@ -239,7 +239,7 @@ async def _child(db: str, base_url: str) -> None:
 async def crash(workdir: Path) -> tuple[int, int, int]:
     print("3. kill -9 halfway through the fan-out, then restart")
     db = workdir / "crash.sqlite3"
-    storage = await Storage.open(db)
+    storage = await SqliteStorage.open(db)
     await _fan_out_queue(storage)
     await storage.close()
     expected = POSTS * SUBSCRIBERS

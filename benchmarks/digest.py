@@ -53,7 +53,7 @@ from bot.domain import Subscription  # noqa: E402
 from bot.i18n import Catalog  # noqa: E402
 from bot.ingest import Matcher  # noqa: E402
 from bot.matching import QueryIndex  # noqa: E402
-from bot.storage import QueuedDigest, Storage  # noqa: E402
+from bot.storage import QueuedDigest, SqliteStorage, Storage  # noqa: E402
 
 SEED = 20261129
 SUBSCRIBERS = 10_000
@@ -224,7 +224,7 @@ async def main() -> int:
     catalog = Catalog()
     with tempfile.TemporaryDirectory() as folder:
         ours_path = Path(folder) / "ours.sqlite3"
-        storage = await Storage.open(ours_path)  # the schema, migrated
+        storage = await SqliteStorage.open(ours_path)  # the schema, migrated
         await storage.close()
         matches = build_database(ours_path, posts, queries)
         naive_path = Path(folder) / "naive.sqlite3"
@@ -237,7 +237,7 @@ async def main() -> int:
 
         # As in the service: the matcher holds every query compiled, then the heap is
         # settled (bot.app.settle_heap) before the scheduler starts.
-        storage = await Storage.open(ours_path)
+        storage = await SqliteStorage.open(ours_path)
         matcher = Matcher(storage)
         await matcher.refresh()
         settle_heap()
@@ -253,7 +253,7 @@ async def main() -> int:
             f" {took:.1f} s; longest event-loop stall {stall:.1f} ms"
         )
 
-        storage = await Storage.open(naive_path)
+        storage = await SqliteStorage.open(naive_path)
         try:
             naive_took, naive_stall, naive_count = await with_lag_probe(
                 lambda: naive(storage, catalog, matcher)

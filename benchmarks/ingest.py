@@ -65,7 +65,7 @@ import match as generated  # noqa: E402 (benchmarks/match.py: the same generated
 from bot.domain import Post, clean_text  # noqa: E402
 from bot.ingest import Ingest, Matcher  # noqa: E402
 from bot.matching import Hit  # noqa: E402
-from bot.storage import Storage  # noqa: E402
+from bot.storage import SqliteStorage  # noqa: E402
 
 SEED = 20261207
 SCALES = ((1_000, 2_000), (10_000, 1_000))  # (subscriptions, posts)
@@ -140,7 +140,7 @@ def make_data(rng: random.Random, queries: int, posts: int) -> tuple[list[str], 
 async def build_database(path: Path, queries: Sequence[str]) -> None:
     """The migrated schema, then subscriber n+1 with `queries[n]`, in one executemany each
     on a plain connection (the public API would take a transaction per row)."""
-    storage = await Storage.open(path)
+    storage = await SqliteStorage.open(path)
     await storage.close()
     stamp = _stamp(datetime.now(UTC))
     with contextlib.closing(sqlite3.connect(path)) as db:
@@ -182,7 +182,7 @@ async def operate_a_day(path: Path) -> None:
     outbox (`Storage.file_alerts`, as the sender does), sent (marked as the sender marks
     them) and, past the grace period, pruned (`Storage.prune_finished`, as the service's
     periodic job does)."""
-    storage = await Storage.open(path)
+    storage = await SqliteStorage.open(path)
     try:
         await storage.merge_matches()  # the staged tail, as the first digest's read does
         while await storage.file_alerts(batch=5_000):
@@ -207,7 +207,7 @@ def count_rows(path: Path, table: str) -> int:
 async def run_ingest(path: Path, posts: Sequence[Post]) -> tuple[float, float, list[list[Hit]]]:
     """Posts one by one through `Ingest.handle`: (seconds, longest stall in ms), and then,
     off the clock, each post's hits from the same index (what ingest should have stored)."""
-    storage = await Storage.open(path)
+    storage = await SqliteStorage.open(path)
     matcher = Matcher(storage)
     try:
         await matcher.refresh()

@@ -39,7 +39,7 @@ import delivery as paced  # benchmarks/delivery.py: the stand-in Bot API, paced
 
 from bot.domain import Post
 from bot.ingest import Ingest, Matcher
-from bot.storage import Storage
+from bot.storage import SqliteStorage
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKLOG = 100_000  # alerts waiting when the measured posts arrive
@@ -138,7 +138,7 @@ async def _until(what: str, condition: object) -> None:
 async def _fill_backlog(db: Path, texts: Sequence[str]) -> tuple[int, int]:
     """Ingest generated posts until BACKLOG alerts wait, file them into the outbox as the
     sender would; returns (posts used, alerts waiting)."""
-    storage = await Storage.open(db)
+    storage = await SqliteStorage.open(db)
     matcher = Matcher(storage)
     try:
         await matcher.refresh()

@@ -59,14 +59,14 @@ async def child(db: Path, posts: int) -> None:
     from bot.domain import Post
     from bot.ingest import Ingest, Matcher
     from bot.matching.forms import FormExpander
-    from bot.storage import Storage
+    from bot.storage import SqliteStorage
 
     rng = random.Random(scale.SEED)
     _queries, texts = scale.make_data(rng, SUBSCRIPTIONS, TEXTS)
     FormExpander.shared()
     me = os.getpid()
     _say(stage="libraries", posts=0, rss=resident_mib(me))
-    storage = await Storage.open(db)
+    storage = await SqliteStorage.open(db)
     matcher = Matcher(storage)
     try:
         await matcher.refresh()

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from bot.domain import Post  # noqa: E402
 from bot.ingest import Ingest, Matcher  # noqa: E402
 from bot.matching import Hit, QueryMatcher  # noqa: E402
-from bot.storage import Storage  # noqa: E402
+from bot.storage import SqliteStorage, Storage  # noqa: E402
 from handlers.search import PAGE_SIZE, Searches  # noqa: E402
 
 TICK = 0.005
@@ -85,7 +85,7 @@ async def lag_during(work: Callable[[], Awaitable[object]]) -> tuple[float, floa
 
 async def ingest(folder: Path) -> None:
     print(f"1. ingest: {POSTS} posts of 100,000 characters, {ORDINARY:,} + {COSTLY} subscriptions")
-    storage = await Storage.open(folder / "ingest.sqlite3")
+    storage = await SqliteStorage.open(folder / "ingest.sqlite3")
     matcher = Matcher(storage)
     try:
         for chat in range(1, ORDINARY + COSTLY + 1):
@@ -126,7 +126,7 @@ async def ingest(folder: Path) -> None:
 
 async def search_lag(folder: Path) -> None:
     print(f"2. /search: {STORED:,} stored posts of 20,000 characters, query {COSTLY_REGEX}")
-    storage = await Storage.open(folder / "search.sqlite3")
+    storage = await SqliteStorage.open(folder / "search.sqlite3")
     searches = Searches()
     try:
         now = datetime.now(UTC)

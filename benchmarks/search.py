@@ -40,7 +40,7 @@ import match as generated  # noqa: E402 (benchmarks/match.py: the same generated
 
 from bot.matching import QueryMatcher, parse_query  # noqa: E402
 from bot.matching.candidates import fts_filter  # noqa: E402
-from bot.storage import Storage  # noqa: E402
+from bot.storage import SqliteStorage, Storage  # noqa: E402
 from handlers.search import PAGE_SIZE, SEARCH_DEPTH, Searches  # noqa: E402
 
 POSTS = 100_000
@@ -133,7 +133,7 @@ async def main() -> int:
     words = sum(len(row[4].split()) for row in rows) / len(rows)
     with tempfile.TemporaryDirectory(prefix="dozor-search-") as folder:
         path = Path(folder) / "search.sqlite3"
-        storage = await Storage.open(path)
+        storage = await SqliteStorage.open(path)
         store(path, rows)
         print(
             f"{POSTS:,} stored posts of {words:.0f} words on average"

@@ -44,8 +44,8 @@ from bot.sources.manager import SourceManager
 from bot.sources.registry import SourceOptions, build_source
 from bot.sources.telegram import TelethonConnector
 from bot.sources.x import XApi, XOptions
-from bot.storage import Storage
-from bot.storage.sqlite import Pruned
+from bot.storage import SqliteStorage, Storage
+from bot.storage.records import Pruned
 from handlers import build_router
 from handlers.admins import AdminCheck
 from handlers.errors import on_error
@@ -384,7 +384,7 @@ async def run_service(settings: Settings, redact: Redactor | None = None) -> int
     thread, and the process, alive).
     """
     async with contextlib.AsyncExitStack() as opened:
-        storage = await Storage.open(settings.dozor_db, exclusive=True, redact=redact)
+        storage = await SqliteStorage.open(settings.dozor_db, exclusive=True, redact=redact)
         opened.push_async_callback(storage.close)
         bot = make_bot(settings)
         opened.push_async_callback(bot.session.close)

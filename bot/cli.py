@@ -70,9 +70,9 @@ async def run_sources(
     from bot.i18n import ENGLISH, Catalog
     from bot.sources.health import describe, warning
     from bot.sources.links import find_sources, parse_source
-    from bot.storage import Storage
+    from bot.storage import SqliteStorage
 
-    storage = await Storage.open(settings.dozor_db, redact=redact)
+    storage = await SqliteStorage.open(settings.dozor_db, redact=redact)
     try:
         if args.action == "list":
             now = datetime.now(UTC)
@@ -181,13 +181,13 @@ async def _digest_now(settings: Settings, redact: Redactor, chat_id: int | None)
     from bot.delivery.outbox import OutboxWorker
     from bot.delivery.sender import TelegramSender
     from bot.digest import queue_digests
-    from bot.storage import DatabaseInUse, Storage
+    from bot.storage import DatabaseInUse, SqliteStorage
 
     try:
-        storage = await Storage.open(settings.dozor_db, exclusive=True, redact=redact)
+        storage = await SqliteStorage.open(settings.dozor_db, exclusive=True, redact=redact)
     except DatabaseInUse as exc:
         # The service is running: it owns the outbox. Queue only; it sends within seconds.
-        storage = await Storage.open(settings.dozor_db, redact=redact)
+        storage = await SqliteStorage.open(settings.dozor_db, redact=redact)
         try:
             now = await storage.write_barrier()
             count = await queue_digests(

@@ -21,7 +21,7 @@ from bot.delivery.terminal import TerminalSender
 from bot.digest import queue_digests
 from bot.ingest import Ingest, Matcher, SourceFeed
 from bot.sources.jsonl import JsonlSource
-from bot.storage import Storage
+from bot.storage import SqliteStorage
 
 # Who subscribes to what in the demo: (chat id, name, queries).
 DEMO_SUBSCRIBERS: list[tuple[int, str, list[str]]] = [
@@ -53,7 +53,7 @@ async def run_demo(posts: Path | None = None, tz_name: str = "Europe/Moscow") ->
     path = posts or sample_posts_path()
     tz = ZoneInfo(tz_name)
     with tempfile.TemporaryDirectory(prefix="dozor-demo-") as folder:
-        storage = await Storage.open(Path(folder) / "demo.sqlite3")
+        storage = await SqliteStorage.open(Path(folder) / "demo.sqlite3")
         try:
             names = {chat_id: name for chat_id, name, _ in DEMO_SUBSCRIBERS}
             print("Dozor demo — subscribers and their saved queries:")

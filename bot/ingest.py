@@ -16,7 +16,7 @@ from bot.domain import Post, Span, Subscription, clean_text, clean_title
 from bot.matching import Hit, QueryIndex
 from bot.matching.index import PostView
 from bot.storage import SaveResult, Storage
-from bot.storage.sqlite import MatchRecord
+from bot.storage.records import MatchRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from aiogram import Bot, Dispatcher
 from bot.app import build_dispatcher, make_bot
 from bot.config import Settings
 from bot.ingest import Matcher
-from bot.storage import Storage
+from bot.storage import SqliteStorage, Storage
 from tests.botapi import FakeBotAPI
 
 TEST_TOKEN = "123456:TEST-token-for-the-stand-in-server"
@@ -21,7 +21,7 @@ TEST_TOKEN = "123456:TEST-token-for-the-stand-in-server"
 
 @pytest.fixture
 async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    db = await Storage.open(tmp_path / "dozor.sqlite3")
+    db = await SqliteStorage.open(tmp_path / "dozor.sqlite3")
     yield db
     await db.close()
 

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from bot.domain import Post, Span
-from bot.storage import Storage
+from bot.storage import SqliteStorage, Storage
 from bot.storage.sqlite import MatchRecord, _us
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -165,7 +165,7 @@ async def test_the_migration_keeps_every_match_and_its_time(tmp_path: Path) -> N
         db.execute(
             "INSERT INTO matches VALUES (7, 5, 1, 'INF', '2026-11-20T09:00:00.123456+00:00')"
         )
-    storage = await Storage.open(path)
+    storage = await SqliteStorage.open(path)
     try:
         rows = await storage._all("SELECT * FROM matches")
         assert [tuple(row) for row in rows] == [

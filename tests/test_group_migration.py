@@ -22,7 +22,7 @@ from bot.delivery.outbox import OutboxWorker
 from bot.delivery.sender import Pacer, TelegramSender
 from bot.domain import MODE_DIGEST, Post, Span
 from bot.ingest import Ingest, Matcher
-from bot.storage import Storage
+from bot.storage import SqliteStorage, Storage
 from bot.storage.sqlite import MatchRecord
 from tests.botapi import GROUP_ANONYMOUS_BOT_ID, FakeBotAPI
 from tests.test_groups import ADMIN, BOT, in_order
@@ -37,7 +37,7 @@ _message_ids = itertools.count(9_001)
 @pytest.fixture(params=[True, False], ids=["foreign keys on", "foreign keys off"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
     """Storage as the service opens it, and (to be safe either way) with foreign keys off."""
-    storage = await Storage.open(tmp_path / "dozor.sqlite3")
+    storage = await SqliteStorage.open(tmp_path / "dozor.sqlite3")
     if not request.param:
         await storage._db.execute("PRAGMA foreign_keys = OFF")
     async with storage._db.execute("PRAGMA foreign_keys") as cursor:

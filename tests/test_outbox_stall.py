@@ -20,7 +20,7 @@ from bot.delivery.outbox import OutboxWorker
 from bot.delivery.sender import Pacer, TelegramSender
 from bot.domain import Post, Span
 from bot.i18n import Catalog
-from bot.storage import Storage
+from bot.storage import SqliteStorage, Storage
 from bot.storage.sqlite import MatchRecord
 from tests.botapi import FakeBotAPI
 from tests.filesystems import tmpfs
@@ -119,7 +119,7 @@ async def test_a_database_that_cannot_record_stops_sending_instead_of_repeating(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    storage = await Storage.open(trouble.folder / "dozor.sqlite3")
+    storage = await SqliteStorage.open(trouble.folder / "dozor.sqlite3")
     alarms: list[str] = []
 
     english = Catalog(strict=True).texts("en")
@@ -171,7 +171,7 @@ async def test_a_failed_send_that_cannot_be_postponed_waits_for_writes_before_re
     # database takes writes before it sends again, not "recover" at once and loop.
     caplog.set_level(logging.INFO)
     trouble = RefusingDatabase(tmp_path)
-    storage = await Storage.open(tmp_path / "dozor.sqlite3")
+    storage = await SqliteStorage.open(tmp_path / "dozor.sqlite3")
     worker = OutboxWorker(
         storage, TelegramSender(bot, Pacer(private_interval=0.0)), ZoneInfo("UTC"), asyncio.Event()
     )

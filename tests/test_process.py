@@ -28,7 +28,7 @@ import pytest
 from aiohttp import web
 
 from bot.delivery.outbox import CONCURRENCY
-from bot.storage import Storage
+from bot.storage import SqliteStorage
 from tests.botapi import FakeBotAPI, SentMessage
 from tests.conftest import TEST_TOKEN
 from tests.filesystems import make_read_only, tmpfs
@@ -241,7 +241,7 @@ async def test_digest_now_sends_each_subscriber_with_matches(
     from bot.domain import Post, Span
     from bot.storage.sqlite import MatchRecord
 
-    storage = await Storage.open(service.env["DOZOR_DB"])
+    storage = await SqliteStorage.open(service.env["DOZOR_DB"])
     for chat_id in (USER, USER + 1):
         await storage.upsert_subscriber(chat_id, "reader")
     subscription = await storage.add_subscription(USER, "Oreshnik")
@@ -395,7 +395,7 @@ async def test_a_kill_during_a_burst_of_popular_posts_loses_and_repeats_nothing(
     # 2,000 chats subscribed to one word, then 300 posts naming it at once (600,000 matches
     # and alerts): `kill -9` while they are being stored, start again.
     db = service.env["DOZOR_DB"]
-    storage = await Storage.open(db)
+    storage = await SqliteStorage.open(db)
     await storage.close()
     stamp = datetime.now(UTC).isoformat()
     chats = range(10_000, 10_000 + BURST_CHATS)

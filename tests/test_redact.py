@@ -19,7 +19,7 @@ from bot.delivery.outbox import OutboxWorker
 from bot.delivery.sender import TelegramSender
 from bot.domain import Post, Span
 from bot.redact import HIDDEN, Redactor, install_log_redaction
-from bot.storage import Storage
+from bot.storage import SqliteStorage, Storage
 from bot.storage.sqlite import MatchRecord
 
 TOKEN = "987654321:AAHsecretSECRETsecret-secret_SECRET1234"
@@ -100,7 +100,7 @@ async def _queue_alert(storage: Storage) -> None:
 async def test_bot_api_failures_leave_no_token_in_logs_or_the_database(
     broken_api: str, tmp_path: Path, log_output: io.StringIO
 ) -> None:
-    storage = await Storage.open(
+    storage = await SqliteStorage.open(
         tmp_path / "dozor.sqlite3", redact=Redactor([TOKEN, BEARER, API_HASH])
     )
     bot = _bot(broken_api)

@@ -11,7 +11,7 @@ import pytest
 
 import bot.storage.sqlite as sqlite_storage
 from bot.domain import Post, Span
-from bot.storage import Storage
+from bot.storage import SqliteStorage, Storage
 from bot.storage.sqlite import MatchRecord
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -123,13 +123,13 @@ async def test_a_group_that_becomes_a_supergroup_takes_its_staged_matches(
 
 async def test_a_reopened_database_remembers_what_is_staged(tmp_path: Path) -> None:
     path = tmp_path / "dozor.sqlite3"
-    storage = await Storage.open(path)
+    storage = await SqliteStorage.open(path)
     try:
         match = await _subscribe(storage, 1)
         await storage.save_post(_post(1), [match])
     finally:
         await storage.close()
-    again = await Storage.open(path)
+    again = await SqliteStorage.open(path)
     try:
         assert again._staged == 1
         assert await again.merge_matches() == 1

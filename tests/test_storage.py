@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.domain import Post, Span
-from bot.storage import Storage
+from bot.storage import SqliteStorage, Storage
 from bot.storage.sqlite import MatchRecord
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -29,9 +29,9 @@ async def _subscribe(storage: Storage, chat_id: int, query: str) -> MatchRecord:
 
 async def test_migrations_create_schema_once(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
-    first = await Storage.open(path)
+    first = await SqliteStorage.open(path)
     await first.close()
-    again = await Storage.open(path)  # applying migrations twice must be a no-op
+    again = await SqliteStorage.open(path)  # applying migrations twice must be a no-op
     await again.close()
     with sqlite3.connect(path) as raw:
         tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}

@@ -1,15 +1,16 @@
 """Persistence: the only package that knows SQL."""
 
 from bot.storage.lock import DatabaseInUse, StorageError, as_storage_error
-from bot.storage.sqlite import (
+from bot.storage.protocol import Storage
+from bot.storage.records import (
     MEDIA_CHART,
     PendingMessage,
     QueuedDigest,
     SaveResult,
-    Storage,
     TooManySubscriptions,
     ZoneShift,
 )
+from bot.storage.sqlite import SqliteStorage
 
 __all__ = [
     "MEDIA_CHART",
@@ -17,6 +18,7 @@ __all__ = [
     "PendingMessage",
     "QueuedDigest",
     "SaveResult",
+    "SqliteStorage",
     "Storage",
     "StorageError",
     "TooManySubscriptions",

@@ -23,7 +23,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -45,6 +45,21 @@ from bot.domain import (
 )
 from bot.redact import Redactor
 from bot.storage.lock import ProcessLock, StorageError, unusable_database
+from bot.storage.records import (
+    FILE_BATCH,
+    KEEP_PER_SOURCE,
+    MEDIA_CHART,
+    PRUNE_BATCH,
+    RHYTHM_MIN_POSTS,
+    RHYTHM_POSTS,
+    MatchRecord,
+    PendingMessage,
+    Pruned,
+    QueuedDigest,
+    SaveResult,
+    TooManySubscriptions,
+    ZoneShift,
+)
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -69,99 +84,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class MatchRecord:
-    """A subscription that matched a post, as the ingest stage hands it to storage."""
-
-    subscription_id: int
-    chat_id: int
-    query: str
-    spans: tuple[Span, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SaveResult:
-    """What saving a post did: its id, whether it was new or changed, and alerts queued."""
-
-    post_id: int
-    created: bool
-    changed: bool
-    alerts_queued: int
-
-
-@dataclass(frozen=True, slots=True)
-class PendingMessage:
-    """An outbox row waiting to be sent: an alert (with its post) or a rendered digest."""
-
-    id: int
-    kind: str
-    chat_id: int
-    attempts: int
-    post: StoredPost | None
-    queries: tuple[str, ...]
-    spans: tuple[Span, ...]
-    text: str | None
-    media: str | None = None  # MEDIA_CHART: `text` holds the chart's data, sent as a photo
-
-
-# A zone's UTC offsets over a chart's days, in minutes: before, the moment they changed
-# (None: they did not), after.
-ZoneShift = tuple[int, datetime | None, int]
-MEDIA_CHART = "chart"  # an outbox row whose text is a chart's data, sent as a photo
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CHATS_PER_READ = 100  # chats per digest read (a few parameters each, well within SQLite's)
 _ROWS_PER_TURN = 100  # rows turned into objects before the event loop gets a turn
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedDigest:
-    """One chat's digest to queue: its messages, the chart's data (JSON) if any, the end of
-    the period it covers (the chat's new digest mark) and when the next one is due."""
-
-    chat_id: int
-    parts: tuple[str, ...]
-    until: datetime
-    chart: str | None = None
-    next_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Pruned:
-    """What a retention run removed: posts, their matches, and finished outbox rows (the
-    alerts of those posts and old digests)."""
-
-    posts: int = 0
-    matches: int = 0
-    messages: int = 0
-
-    def __add__(self, other: Pruned) -> Pruned:
-        return Pruned(
-            self.posts + other.posts,
-            self.matches + other.matches,
-            self.messages + other.messages,
-        )
 
 
 class _RollBack(Exception):
     """Raised inside `_transaction` to end it with a ROLLBACK and no error."""
 
 
-class TooManySubscriptions(Exception):
-    """The chat already has as many subscriptions as it may keep."""
-
-    def __init__(self, count: int) -> None:
-        super().__init__(f"the chat already has {count} subscriptions")
-        self.count = count
-
-
-RHYTHM_POSTS = 20  # a source's rhythm is judged by the gaps between its last posts
-RHYTHM_MIN_POSTS = 5
-FILE_BATCH = 500  # alerts moved from fresh_alerts into the outbox at a time (~30 ms of writing)
-PRUNE_BATCH = 500  # posts per retention transaction: ingest waits for one batch at most
-# Retention keeps each source's newest posts whatever their age: /sources tells a quiet
-# source's last post and rhythm from them, and a preview page (about 20 posts) re-read for
-# edits must find its posts stored, or they would come back as new and alert again.
-KEEP_PER_SOURCE = RHYTHM_POSTS + 1
 # Only the cursor: a cursor written in the middle of a read (an X account looked up, a
 # channel resolved) says nothing about whether the read will succeed. Health is recorded
 # from outcomes alone (`record_source_ok`, `record_source_error`).
@@ -196,7 +127,7 @@ async def _open_reader(path: Path | str) -> aiosqlite.Connection:
     return reader
 
 
-class Storage:
+class SqliteStorage:
     """Everything Dozor keeps, behind typed methods."""
 
     def __init__(
@@ -225,7 +156,7 @@ class Storage:
         *,
         exclusive: bool = False,
         redact: Callable[[str], str] | None = None,
-    ) -> Storage:
+    ) -> SqliteStorage:
         """Open (creating if needed) the database and apply pending migrations.
 
         `exclusive` (the service, `digest --now`) holds the file's process lock until
