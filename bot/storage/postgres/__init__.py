@@ -1,0 +1,14 @@
+"""`Storage` on PostgreSQL (psycopg 3): for deployments that outgrow one process."""
+
+from bot.storage.postgres.digests import Digests
+from bot.storage.postgres.engine import PostgresBase
+from bot.storage.postgres.outbox import Outbox
+from bot.storage.postgres.sources import SourcesAndPosts
+from bot.storage.postgres.subscribers import Subscribers
+
+
+class PostgresStorage(SourcesAndPosts, Subscribers, Outbox, Digests, PostgresBase):
+    """Everything Dozor keeps, in a PostgreSQL database several workers may share."""
+
+
+__all__ = ["PostgresStorage"]

@@ -1,0 +1,9 @@
+"""PostgreSQL: sources (a part of `PostgresStorage`)."""
+
+from __future__ import annotations
+
+from bot.storage.postgres.engine import PostgresBase
+
+
+class SourcesAndPosts(PostgresBase):
+    """(being written)"""
