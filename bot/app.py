@@ -44,7 +44,8 @@ from bot.sources.manager import SourceManager
 from bot.sources.registry import SourceOptions, build_source
 from bot.sources.telegram import TelethonConnector
 from bot.sources.x import XApi, XOptions
-from bot.storage import SqliteStorage, Storage
+from bot.storage import Storage
+from bot.storage.opening import open_storage
 from bot.storage.records import Pruned
 from handlers import build_router
 from handlers.admins import AdminCheck
@@ -384,7 +385,9 @@ async def run_service(settings: Settings, redact: Redactor | None = None) -> int
     thread, and the process, alive).
     """
     async with contextlib.AsyncExitStack() as opened:
-        storage = await SqliteStorage.open(settings.dozor_db, exclusive=True, redact=redact)
+        storage = await open_storage(
+            settings.dozor_db, settings.database_value(), exclusive=True, redact=redact
+        )
         opened.push_async_callback(storage.close)
         bot = make_bot(settings)
         opened.push_async_callback(bot.session.close)

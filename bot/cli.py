@@ -53,6 +53,16 @@ def _parser() -> argparse.ArgumentParser:
         "import", help="add every Telegram channel and X account an article links to"
     )
     importer.add_argument("file", help="the article's text, or - for standard input")
+    migrate = commands.add_parser(
+        "migrate",
+        help="copy a SQLite deployment into PostgreSQL (resumable; checked by row counts)",
+    )
+    migrate.add_argument(
+        "--from", dest="source", required=True, metavar="sqlite:PATH", help="the SQLite file"
+    )
+    migrate.add_argument(
+        "--to", dest="target", required=True, metavar="postgresql://…", help="the database"
+    )
     match = commands.add_parser(
         "match",
         help="print the ids of JSON-lines posts ({'id':..., 'text':...}) that match a query",
@@ -70,9 +80,9 @@ async def run_sources(
     from bot.i18n import ENGLISH, Catalog
     from bot.sources.health import describe, warning
     from bot.sources.links import find_sources, parse_source
-    from bot.storage import SqliteStorage
+    from bot.storage.opening import open_storage
 
-    storage = await SqliteStorage.open(settings.dozor_db, redact=redact)
+    storage = await open_storage(settings.dozor_db, settings.database_value(), redact=redact)
     try:
         if args.action == "list":
             now = datetime.now(UTC)
@@ -181,13 +191,16 @@ async def _digest_now(settings: Settings, redact: Redactor, chat_id: int | None)
     from bot.delivery.outbox import OutboxWorker
     from bot.delivery.sender import TelegramSender
     from bot.digest import queue_digests
-    from bot.storage import DatabaseInUse, SqliteStorage
+    from bot.storage import DatabaseInUse
+    from bot.storage.opening import open_storage
 
     try:
-        storage = await SqliteStorage.open(settings.dozor_db, exclusive=True, redact=redact)
+        storage = await open_storage(
+            settings.dozor_db, settings.database_value(), exclusive=True, redact=redact
+        )
     except DatabaseInUse as exc:
         # The service is running: it owns the outbox. Queue only; it sends within seconds.
-        storage = await SqliteStorage.open(settings.dozor_db, redact=redact)
+        storage = await open_storage(settings.dozor_db, settings.database_value(), redact=redact)
         try:
             now = await storage.write_barrier()
             count = await queue_digests(
@@ -220,6 +233,52 @@ async def _digest_now(settings: Settings, redact: Redactor, chat_id: int | None)
         await storage.close()
 
 
+def run_migrate(source: str, target: str, out: TextIO, err: TextIO) -> int:
+    """`dozor migrate`: 0 when every table's rows were counted equal on both sides."""
+    from pathlib import Path
+
+    import psycopg
+
+    from bot.progress import progress_reporter
+    from bot.storage.transfer import migrate
+
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(target).get("password")
+    except psycopg.ProgrammingError:
+        print("dozor migrate: --to is not a PostgreSQL connection URL", file=err)
+        return 2
+    redact = Redactor([str(password) if password else None])
+    if not source.startswith("sqlite:") or not target.startswith(("postgresql:", "postgres:")):
+        print(
+            "dozor migrate: use --from sqlite:PATH --to postgresql://USER@HOST/DATABASE",
+            file=err,
+        )
+        return 2
+    path = Path(source.removeprefix("sqlite:"))
+    if not path.is_file():
+        print(f"dozor migrate: no SQLite database at {path}", file=err)
+        return 2
+    try:
+        with progress_reporter(out) as progress:
+            counts = asyncio.run(migrate(path, target, progress))
+    except StorageError as exc:
+        print(f"dozor migrate: {redact(str(exc))}", file=err)
+        return 2
+    except KeyboardInterrupt:
+        print("dozor migrate: interrupted; run it again to go on where it stopped", file=err)
+        return 130
+    for count in counts:
+        verdict = "ok" if count.equal else "DIFFERENT"
+        print(
+            f"{count.table:<14} {count.source:>12,} {count.destination:>12,}  {verdict}", file=out
+        )
+    if all(count.equal for count in counts):
+        print("copied; every table counted equal. Set DATABASE_URL to use it.", file=out)
+        return 0
+    print("dozor migrate: the counts differ; run it again to go on", file=err)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "match":  # offline: needs no settings
@@ -231,6 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             print(f"dozor match: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return 2
+    if args.command == "migrate":  # both databases are named: needs no settings
+        _configure_logging("WARNING")
+        return run_migrate(args.source, args.target, sys.stdout, sys.stderr)
     if args.command == "demo":  # offline: needs no settings and no token
         from bot.demo import run_demo
 

@@ -6,6 +6,7 @@ import re
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -30,6 +31,8 @@ class Settings(BaseSettings):
     bot_token: SecretStr | None = None
     telegram_api_base: str = PUBLIC_API_BASE
     dozor_db: Path = Path("./data/dozor.sqlite3")
+    # postgresql://USER:PASSWORD@HOST:PORT/DATABASE: PostgreSQL instead of DOZOR_DB.
+    database_url: SecretStr | None = None
     sources: Annotated[list[str], NoDecode] = []
     admin_ids: Annotated[list[int], NoDecode] = []
     # A private deployment answers only these users (and ADMIN_IDS); empty: everyone.
@@ -86,6 +89,17 @@ class Settings(BaseSettings):
     def _db_path(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             raise ValueError("expected a file path such as ./data/dozor.sqlite3")
+        return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None  # DATABASE_URL= in .env: SQLite
+            if not value.strip().startswith(("postgresql://", "postgres://")):
+                raise ValueError("expected a URL such as postgresql://dozor@localhost/dozor")
+            return value.strip()
         return value
 
     @field_validator("sources", mode="before")
@@ -153,8 +167,14 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every configured secret, for redaction from logs and stored errors."""
-        values = [self.bot_token, self.tg_api_hash, self.x_bearer_token]
-        return [value.get_secret_value() for value in values if value is not None]
+        values = [self.bot_token, self.tg_api_hash, self.x_bearer_token, self.database_url]
+        found = [value.get_secret_value() for value in values if value is not None]
+        password = _password(self.database_url)
+        return [*found, password] if password else found
+
+    def database_value(self) -> str | None:
+        """DATABASE_URL in clear (for the driver only), or None: SQLite."""
+        return self.database_url.get_secret_value() if self.database_url else None
 
     def require_token(self) -> str:
         """The bot token, or a SettingsError naming BOT_TOKEN."""
@@ -174,3 +194,11 @@ def load_settings(env_file: str | None = ".env") -> Settings:
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"invalid setting {name}: {message}")
         raise SettingsError("; ".join(lines)) from None
+
+
+def _password(url: SecretStr | None) -> str | None:
+    """The password a database URL holds, if any (redacted wherever it could appear)."""
+    if url is None:
+        return None
+    parsed = urlsplit(url.get_secret_value())
+    return unquote(parsed.password) if parsed.password else None

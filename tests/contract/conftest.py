@@ -1,7 +1,7 @@
 """The contract suite: every behaviour the service relies on, run against both engines.
 
 `store` is an open, empty `Storage`: a SQLite file, or a PostgreSQL database. The PostgreSQL
-server is `DOZOR_TEST_POSTGRES` (default postgresql://127.0.0.1:5432/test, trust auth, as on
+server is `DOZOR_TEST_POSTGRES` (a URL; default postgresql://127.0.0.1:5432/test, trust auth, as on
 every development and CI machine here); each test process creates a database of its own
 there, migrates it once and drops it at the end, and each test starts from empty tables.
 Without a server the PostgreSQL half is skipped, and the run says so at the end.
@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -26,9 +27,9 @@ ENGINES = ("sqlite", "postgres")
 
 
 def _with_database(url: str, name: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(url)
-    params["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**params)
+    """`url` (postgresql://…) naming the database `name` instead."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +79,18 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield opened
     finally:
         await opened.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if "the PostgreSQL half skipped" in str(report.longrepr)
+    ]
+    if skipped:
+        terminalreporter.write_line(
+            f"NOTE: {len(skipped)} PostgreSQL contract tests skipped: no server at {SERVER}"
+            " (set DOZOR_TEST_POSTGRES to a server's URL to run them)",
+            yellow=True,
+            bold=True,
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.storage import Storage, StorageError
+from bot.storage import DatabaseInUse, Storage, StorageError
 from bot.storage.postgres import PostgresStorage
 
 
@@ -29,3 +29,18 @@ async def test_an_unreachable_server_is_one_line_without_the_password() -> None:
     assert "127.0.0.1:1/nowhere" in message
     assert "DATABASE_URL" in message
     assert "s3cret" not in message
+
+
+async def test_postgres_keeps_one_service_per_database(postgres_url: str) -> None:
+    service = await PostgresStorage.open(postgres_url, exclusive=True)
+    try:
+        with pytest.raises(DatabaseInUse) as raised:
+            await PostgresStorage.open(postgres_url, exclusive=True)
+        assert "already used by a running Dozor service" in str(raised.value)
+        assert "server process" in str(raised.value)
+        tool = await PostgresStorage.open(postgres_url)  # `dozor sources` beside it: fine
+        await tool.close()
+    finally:
+        await service.close()
+    again = await PostgresStorage.open(postgres_url, exclusive=True)  # released at close
+    await again.close()

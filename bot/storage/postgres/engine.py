@@ -6,6 +6,13 @@ psycopg 3: one driver for the service (async, a pool, LISTEN/NOTIFY) and the CLI
 from SQLite (sync, COPY), binary wheels. Several workers may share one database, so nothing
 here assumes it is alone: migrations run under an advisory lock, and every write is a
 transaction of its own.
+
+Lock order, which every part keeps so that two workers never wait for each other in a
+circle (PostgreSQL would cancel one): the `matches` table lock (`save_post` ROW EXCLUSIVE,
+`write_barrier` SHARE, `move_chat` SHARE ROW EXCLUSIVE), then outbox and `fresh_alerts`
+rows, then the chats' queue-summary locks (taken by the outbox triggers at the end of each
+outbox statement, migration 0002), then subscriber rows. A transaction changes a chat's
+waiting outbox rows in its last outbox statement.
 """
 
 from __future__ import annotations
@@ -24,18 +31,20 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from bot.domain import Post, StoredPost, Subscriber, Subscription
 from bot.redact import Redactor
-from bot.storage.lock import StorageError
+from bot.storage.lock import DatabaseInUse, StorageError
 
 log = logging.getLogger(__name__)
 
 Row = Mapping[str, Any]
 Connection = psycopg.AsyncConnection[DictRow]
 MIGRATION_LOCK = 0x646F7A6F72  # "dozor": the advisory lock key held while migrating
+SERVICE_LOCK = MIGRATION_LOCK + 1  # held by the one service on the database
 POOL_SIZE = 8  # connections per process: ingest, the sender, handlers, jobs at once
 CONNECT_TIMEOUT = 10  # seconds to reach the server at open
 
 
-def _now() -> datetime:
+def now_utc() -> datetime:
+    """The engine's clock for times Python stamps (most come from the server's)."""
     return datetime.now(UTC)
 
 
@@ -52,11 +61,20 @@ class PostgresBase:
     ) -> None:
         self._pool = pool
         self._redact = redact or Redactor()
+        # The connection holding the service lock (a session advisory lock), if exclusive:
+        # the server releases it when the connection ends, even if the process is killed.
+        self._service_lock: psycopg.AsyncConnection[Any] | None = None
 
     @classmethod
-    async def open(cls, url: str, *, redact: Callable[[str], str] | None = None) -> Self:
+    async def open(
+        cls, url: str, *, exclusive: bool = False, redact: Callable[[str], str] | None = None
+    ) -> Self:
         """Connect to `url` (postgresql://…), apply pending migrations and check that the
-        database can be written. Raises StorageError with one line for the operator."""
+        database can be written. Raises StorageError with one line for the operator.
+
+        `exclusive` (the service, `digest --now`) holds the database's service lock until
+        `close()`, as the SQLite engine holds its file's: until several workers can share
+        the sources and the outbox, a second service would send every alert twice."""
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             url,
             min_size=1,
@@ -67,25 +85,40 @@ class PostgresBase:
             timeout=CONNECT_TIMEOUT,
             name="dozor",
         )
+        probe: psycopg.AsyncConnection[Any] | None = None
         try:
             # One plain connection first: a refused or misconfigured server fails now with
             # the server's own reason, not after the pool's retries time out.
-            probe = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT)
-            await probe.close()
+            probe = await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+            )
+            if exclusive:
+                await _hold_service_lock(probe, url)
+            else:
+                await probe.close()
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
             storage = cls(pool, redact=redact)
+            storage._service_lock = probe if exclusive else None
             await storage._migrate()
             await storage.check_writable()
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await pool.close()
+            if probe is not None:
+                with contextlib.suppress(Exception):
+                    await probe.close()
             if isinstance(exc, psycopg.Error | PoolTimeout | TimeoutError):
                 raise StorageError(unusable_server(url, exc)) from exc
             raise
         return storage
 
     async def close(self) -> None:
-        await self._pool.close()
+        try:
+            await self._pool.close()
+        finally:
+            if self._service_lock is not None:
+                await self._service_lock.close()
+                self._service_lock = None
 
     async def check_writable(self) -> None:
         """Raise if the database cannot be written now; writes nothing (rolled back)."""
@@ -114,7 +147,7 @@ class PostgresBase:
                 log.info("applying PostgreSQL migration %s", script.name)
                 await conn.execute(script.read_text(encoding="utf-8").encode())
                 await conn.execute(
-                    "INSERT INTO schema_migrations VALUES (%s, %s)", (version, _now())
+                    "INSERT INTO schema_migrations VALUES (%s, %s)", (version, now_utc())
                 )
 
     async def schema_version(self) -> int:
@@ -143,6 +176,31 @@ class PostgresBase:
         async with self._pool.connection() as conn:
             cursor = await conn.execute(sql, params)
             return max(cursor.rowcount, 0)
+
+
+async def _hold_service_lock(conn: psycopg.AsyncConnection[Any], url: str) -> None:
+    cursor = await conn.execute(
+        "SELECT pg_try_advisory_lock(%s), (SELECT pid FROM pg_locks WHERE locktype ="
+        " 'advisory' AND classid::bigint = %s AND objid::bigint = %s AND granted LIMIT 1)",
+        (SERVICE_LOCK, SERVICE_LOCK >> 32, SERVICE_LOCK & 0xFFFFFFFF),
+    )
+    row = await cursor.fetchone()
+    if row is not None and row[0]:
+        return
+    holder = f"server process {row[1]}" if row is not None and row[1] else "another process"
+    raise DatabaseInUse(
+        f"the PostgreSQL database {_where(url)} is already used by a running Dozor service"
+        f" ({holder}); stop it first — two services on one database would send every alert"
+        " twice",
+        None,
+    )
+
+
+def _where(url: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    return (
+        f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+    )
 
 
 def unusable_server(url: str, exc: BaseException) -> str:
