@@ -40,12 +40,13 @@ from bot.i18n import Argument, Catalog
 from bot.ingest import Ingest, Matcher
 from bot.redact import Redactor
 from bot.sources.links import parse_source
-from bot.sources.manager import SourceManager
+from bot.sources.manager import SYNC_INTERVAL, SourceManager
 from bot.sources.registry import SourceOptions, build_source
 from bot.sources.telegram import TelethonConnector
 from bot.sources.x import XApi, XOptions
 from bot.storage import Storage
-from bot.storage.opening import open_storage
+from bot.storage.coordination import LEADER, OUTBOX, SUBSCRIPTIONS, Coordination
+from bot.storage.opening import open_coordination, open_storage
 from bot.storage.records import Pruned
 from handlers import build_router
 from handlers.admins import AdminCheck
@@ -166,6 +167,9 @@ def settle_heap() -> None:
 
 
 SHUTDOWN_GRACE = 10.0  # seconds a digest job or a command being handled may take at shutdown
+LEADER_RETRY = 2.0  # seconds between a worker's tries to become the leader
+SESSION_CHECK = 5.0  # seconds between the leader's checks that it still holds the role
+SHARED_SYNC = 10.0  # seconds between a worker's looks for sources nobody reads
 
 
 class FatalError(Exception):
@@ -385,8 +389,9 @@ async def run_service(settings: Settings, redact: Redactor | None = None) -> int
     thread, and the process, alive).
     """
     async with contextlib.AsyncExitStack() as opened:
+        shared = settings.database_value() is not None  # PostgreSQL: workers share it
         storage = await open_storage(
-            settings.dozor_db, settings.database_value(), exclusive=True, redact=redact
+            settings.dozor_db, settings.database_value(), exclusive=not shared, redact=redact
         )
         opened.push_async_callback(storage.close)
         bot = make_bot(settings)
@@ -401,7 +406,11 @@ async def run_service(settings: Settings, redact: Redactor | None = None) -> int
             opened.push_async_callback(connector.close)
         searches = Searches()
         opened.callback(searches.close)
-        status = await _serve(settings, storage, bot, matcher, connector, searches)
+        coordination = await open_coordination(
+            settings.database_value(), telegram=connector is not None
+        )
+        opened.push_async_callback(coordination.close)
+        status = await _serve(settings, storage, bot, matcher, connector, searches, coordination)
     log.info("stopped")
     return status
 
@@ -413,8 +422,13 @@ async def _serve(
     matcher: Matcher,
     connector: TelethonConnector | None,
     searches: Searches,
+    coordination: Coordination,
 ) -> int:
-    """Start every part, supervise them until a stop or a failure, then stop them in order."""
+    """Start every part, supervise them until a stop or a failure, then stop them in order.
+
+    Every worker reads its share of the sources and keeps its index in step with the
+    others'; the leader (on SQLite, the one process; on PostgreSQL, whichever worker holds
+    the role) also answers commands, sends, and runs the digest and pruning jobs."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -462,6 +476,10 @@ async def _serve(
         lambda spec: build_source(spec, options),
         notify=notify_admins,
         per_host=settings.poll_per_host,
+        coordination=coordination,
+        telegram=connector is not None,
+        # Shared: a dead worker's sources are taken over at the others' next look.
+        sync_interval=SHARED_SYNC if settings.database_value() else SYNC_INTERVAL,
     )
     dispatcher = build_dispatcher(storage, matcher, settings, manager, searches, catalog)
 
@@ -486,17 +504,47 @@ async def _serve(
 
     await add_configured_sources(settings, storage)
     tasks: list[asyncio.Task[None]] = []
+    leading = asyncio.Event()
+
+    async def lead() -> None:
+        """Become the leader when no other worker is, start the leader's parts, and hold
+        on: a worker that lost its session (and so the role) exits to be restarted."""
+        # Polled: a role is freed by the server when its holder's session ends.
+        while not await coordination.try_role(LEADER):  # noqa: ASYNC110
+            await asyncio.sleep(LEADER_RETRY)
+        await asyncio.sleep(coordination.handover)
+        scheduler.start()
+        leading.set()
+        while await coordination.alive():  # noqa: ASYNC110 (the connection, not an event)
+            await asyncio.sleep(SESSION_CHECK)
+        raise RuntimeError("lost the database session that held the leader role")
+
+    async def when_leading(part: Callable[[], Awaitable[None]]) -> None:
+        await leading.wait()
+        await part()
+
+    async def follow() -> None:
+        """News from the other workers: a chat's subscriptions changed, alerts queued."""
+        async with coordination.listening([SUBSCRIPTIONS, OUTBOX]) as notes:
+            async for channel, payload in notes:
+                if channel == OUTBOX:
+                    outbox_ready.set()
+                elif payload.lstrip("-").isdigit():
+                    await matcher.follow_chat(int(payload))
+
     status = 1
     try:
         await manager.sync()
         tasks = [
             asyncio.create_task(manager.run(), name="sources"),
-            asyncio.create_task(worker.run(), name="outbox"),
+            asyncio.create_task(follow(), name="following"),
+            asyncio.create_task(lead(), name="leading"),
+            asyncio.create_task(when_leading(worker.run), name="outbox"),
             asyncio.create_task(
-                answer_commands(bot, dispatcher, settings, catalog), name="polling"
+                when_leading(lambda: answer_commands(bot, dispatcher, settings, catalog)),
+                name="polling",
             ),
         ]
-        scheduler.start()
         log.info(
             "Dozor is running: %d source(s), %d subscription(s)",
             len(manager.running),
@@ -520,7 +568,7 @@ async def _serve(
         if handling:
             await asyncio.wait(handling, timeout=SHUTDOWN_GRACE)
         for task in tasks:
-            if task.get_name() != "outbox":
+            if task.get_name() != "outbox" or not leading.is_set():
                 task.cancel()
         await manager.stop_all()
         worker.stop()  # sends in flight get a bounded grace; the rest stays in the outbox

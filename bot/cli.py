@@ -192,15 +192,23 @@ async def _digest_now(settings: Settings, redact: Redactor, chat_id: int | None)
     from bot.delivery.sender import TelegramSender
     from bot.digest import queue_digests
     from bot.storage import DatabaseInUse
-    from bot.storage.opening import open_storage
+    from bot.storage.coordination import LEADER, Coordination, LocalCoordination
+    from bot.storage.opening import open_coordination, open_storage
 
+    url = settings.database_value()
+    coordination: Coordination = LocalCoordination()
     try:
-        storage = await open_storage(
-            settings.dozor_db, settings.database_value(), exclusive=True, redact=redact
-        )
+        # On SQLite the service holds the file; on PostgreSQL its leader holds the role.
+        storage = await open_storage(settings.dozor_db, url, exclusive=url is None, redact=redact)
+        if url is not None:
+            coordination = await open_coordination(url, telegram=False)
+            if not await coordination.try_role(LEADER):
+                await coordination.close()
+                await storage.close()
+                raise DatabaseInUse("the leader sends", None)
     except DatabaseInUse as exc:
         # The service is running: it owns the outbox. Queue only; it sends within seconds.
-        storage = await open_storage(settings.dozor_db, settings.database_value(), redact=redact)
+        storage = await open_storage(settings.dozor_db, url, redact=redact)
         try:
             now = await storage.write_barrier()
             count = await queue_digests(
@@ -208,7 +216,8 @@ async def _digest_now(settings: Settings, redact: Redactor, chat_id: int | None)
             )
         finally:
             await storage.close()
-        print(f"queued {count} digest(s); the running service (pid {exc.pid}) sends them")
+        who = f" (pid {exc.pid})" if exc.pid else ""
+        print(f"queued {count} digest(s); the running service{who} sends them")
         return 0
     bot = make_bot(settings)
     try:
@@ -231,6 +240,7 @@ async def _digest_now(settings: Settings, redact: Redactor, chat_id: int | None)
     finally:
         await bot.session.close()
         await storage.close()
+        await coordination.close()
 
 
 def run_migrate(source: str, target: str, out: TextIO, err: TextIO) -> int:

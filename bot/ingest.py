@@ -75,6 +75,24 @@ class Matcher:
     async def remove(self, subscription_id: int) -> None:
         await self._on_thread(lambda: self._index.remove(subscription_id))
 
+    async def follow_chat(self, chat_id: int) -> None:
+        """Re-read one chat's subscriptions into the index: another worker changed them (a
+        query added, removed or paused, the chat blocked or back, moved to a new id)."""
+        subscriber = await self._storage.get_subscriber(chat_id)
+        current: list[Subscription] = []
+        if subscriber is not None and subscriber.active:
+            current = [s for s in await self._storage.subscriptions_of(chat_id) if not s.paused]
+        kept = {subscription.id for subscription in current}
+
+        def apply() -> None:
+            for subscription_id in self._index.ids_of_chat(chat_id):
+                if subscription_id not in kept:
+                    self._index.remove(subscription_id)
+            for subscription in current:
+                self._add(self._index, subscription)
+
+        await self._on_thread(apply)
+
     async def find(self, text: str) -> list[Hit]:
         """The subscriptions a text matches, worked out off the event loop."""
         return await self._on_thread(lambda: self._index.match(text))

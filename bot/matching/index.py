@@ -615,6 +615,14 @@ class QueryIndex:
         entry.subscriptions[subscription.id] = subscription
         self._query_of[subscription.id] = query.text
 
+    def ids_of_chat(self, chat_id: int) -> list[int]:
+        """The ids of a chat's indexed subscriptions (a walk over all: for rare changes)."""
+        return [
+            subscription_id
+            for subscription_id, text in self._query_of.items()
+            if self._entries[text].subscriptions[subscription_id].chat_id == chat_id
+        ]
+
     def remove(self, subscription_id: int) -> None:
         text = self._query_of.pop(subscription_id, None)
         if text is None:

@@ -13,13 +13,14 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from bot.domain import SourceSpec
+from bot.domain import SourceInfo, SourceSpec
 from bot.i18n import Notify
 from bot.ingest import Ingest, SourceFeed
 from bot.sources.base import Source
 from bot.sources.polling import START_SPREAD, PolledSource, Poller
 from bot.sources.supervisor import supervise
 from bot.storage import Storage
+from bot.storage.coordination import Coordination, LocalCoordination
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,11 @@ class SourceManager:
         notify: Notify | None = None,
         per_host: int = 2,
         start_spread: float = START_SPREAD,
+        coordination: Coordination | None = None,
+        telegram: bool = True,
     ) -> None:
+        """`coordination`: the workers sharing the database (each source read by one of
+        them, each taking its share); `telegram`: this worker has a Telegram session."""
         self._storage = storage
         self._ingest = ingest
         self._build = build
@@ -52,6 +57,9 @@ class SourceManager:
         self._poller_task: asyncio.Task[None] | None = None
         self._unbuildable: dict[str, str] = {}  # spec → why it cannot run (said once)
         self._lock = asyncio.Lock()
+        self._coordination = coordination or LocalCoordination()
+        self._telegram = telegram
+        self._ids: dict[str, int] = {}  # running spec → its source id (its claim)
 
     @property
     def running(self) -> list[str]:
@@ -63,16 +71,34 @@ class SourceManager:
         return spec in self._poller or (task is not None and not task.done())
 
     async def sync(self) -> None:
-        """Start enabled sources that are not running; stop the ones no longer enabled."""
+        """Start enabled sources that are not running (those no other worker reads, up to
+        this worker's share); stop the ones no longer enabled."""
         async with self._lock:
             wanted = {info.spec: info for info in await self._storage.list_sources()}
             for spec in self.running:
                 if spec not in wanted:
                     await self._stop(spec)
                     log.info("stopped watching %s", spec)
-            for spec, info in wanted.items():
-                if not self._is_running(spec):
-                    await self._start(SourceSpec.parse(spec), info.id)
+            for telegram in (True, False):
+                kind = {s: i for s, i in wanted.items() if _is_telegram(s) == telegram}
+                await self._take_share(kind, telegram=telegram)
+
+    async def _take_share(self, wanted: dict[str, SourceInfo], *, telegram: bool) -> None:
+        coordination = self._coordination
+        # telegram: sources go to workers with a session while any is alive (without one,
+        # a worker reads them through t.me/s, as a single service without one does).
+        if telegram and not self._telegram and await coordination.workers(telegram=True):
+            return
+        share = await coordination.share(len(wanted), telegram=telegram and self._telegram)
+        mine = sum(1 for spec in wanted if self._is_running(spec))
+        for spec, info in wanted.items():
+            if mine >= share:
+                return
+            if self._is_running(spec) or not await coordination.claim(info.id):
+                continue
+            self._ids[spec] = info.id
+            await self._start(SourceSpec.parse(spec), info.id)
+            mine += 1
 
     async def _start(self, spec: SourceSpec, source_id: int) -> None:
         try:
@@ -117,8 +143,11 @@ class SourceManager:
     async def _stop(self, spec: str) -> None:
         if spec in self._poller:
             await self._poller.remove(spec)
-            return
-        await _cancel(self._tasks.pop(spec))
+        else:
+            await _cancel(self._tasks.pop(spec))
+        source_id = self._ids.pop(spec, None)
+        if source_id is not None:
+            await self._coordination.release(source_id)
 
     async def run(self) -> None:
         """Sync every `sync_interval` seconds until cancelled (the caller syncs at start)."""
@@ -140,3 +169,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
+
+
+def _is_telegram(spec: str) -> bool:
+    return spec.startswith("telegram:")

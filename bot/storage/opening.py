@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from bot.storage.coordination import Coordination, LocalCoordination
 from bot.storage.postgres import PostgresStorage
+from bot.storage.postgres.coordination import PostgresCoordination
 from bot.storage.protocol import Storage
 from bot.storage.sqlite import SqliteStorage
 
@@ -23,3 +25,11 @@ async def open_storage(
     if database_url:
         return await PostgresStorage.open(database_url, exclusive=exclusive, redact=redact)
     return await SqliteStorage.open(sqlite_path, exclusive=exclusive, redact=redact)
+
+
+async def open_coordination(database_url: str | None, *, telegram: bool) -> Coordination:
+    """How this process shares the work: alone on SQLite; with the other workers on
+    PostgreSQL (`telegram`: it has a Telegram session, so it may read telegram: sources)."""
+    if database_url:
+        return await PostgresCoordination.open(database_url, telegram=telegram)
+    return LocalCoordination()

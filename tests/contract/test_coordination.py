@@ -1,0 +1,115 @@
+"""Workers on one PostgreSQL database: one leader, each source read by one worker, news
+between them — and what a worker held is free again the moment its session ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.domain import Post, Span
+from bot.storage.coordination import OUTBOX, SUBSCRIPTIONS
+from bot.storage.postgres import PostgresStorage
+from bot.storage.postgres.coordination import PostgresCoordination
+from bot.storage.records import MatchRecord
+from tests.contract.conftest import _empty_tables
+
+BOUND = 30.0  # seconds: generous; never a fixed wait
+
+
+@pytest.fixture
+async def db(postgres_url: str) -> AsyncIterator[PostgresStorage]:
+    storage = await PostgresStorage.open(postgres_url)
+    await _empty_tables(postgres_url)
+    yield storage
+    await storage.close()
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    """Wait for `check` to hold (the server ends a closed session a moment later)."""
+    async with asyncio.timeout(BOUND):
+        while not await check():  # noqa: ASYNC110 (the server, not this process, changes it)
+            await asyncio.sleep(0.05)
+
+
+async def _worker(url: str, *, telegram: bool = False) -> PostgresCoordination:
+    return await PostgresCoordination.open(url, telegram=telegram)
+
+
+async def test_one_leader_and_the_role_passes_on_when_it_dies(postgres_url: str) -> None:
+    first, second = await _worker(postgres_url), await _worker(postgres_url)
+    try:
+        assert await first.try_role("leader")
+        assert not await second.try_role("leader")
+        assert await first.try_role("leader")  # still held
+        await first.close()  # as if killed: the session ends, and the server frees its locks
+        await _eventually(lambda: second.try_role("leader"))
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_source_is_read_by_one_worker_at_a_time(postgres_url: str) -> None:
+    first, second = await _worker(postgres_url), await _worker(postgres_url)
+    try:
+        assert await first.claim(7)
+        assert not await second.claim(7)
+        assert await second.claim(8)
+        await first.release(7)
+        assert await second.claim(7)
+        assert second.claimed == {7, 8}
+        assert await first.alive()
+    finally:
+        await first.close()
+        await second.close()
+    assert not await first.alive()
+
+
+async def test_each_worker_takes_its_share_of_sources(postgres_url: str) -> None:
+    plain = await _worker(postgres_url)
+    telegram = await _worker(postgres_url, telegram=True)
+    try:
+        assert await plain.share(5, telegram=False) == 3  # two workers read feeds
+        assert await plain.share(4, telegram=True) == 4  # one has a Telegram session
+        await telegram.close()
+
+        async def alone() -> bool:
+            return await plain.share(5, telegram=False) == 5
+
+        await _eventually(alone)
+    finally:
+        await plain.close()
+        await telegram.close()
+
+
+async def _next(notes: AsyncIterator[tuple[str, str]]) -> tuple[str, str]:
+    return await asyncio.wait_for(anext(notes), BOUND)
+
+
+async def test_subscription_changes_and_queued_alerts_are_announced(
+    db: PostgresStorage, postgres_url: str
+) -> None:
+    listener = await _worker(postgres_url)
+    try:
+        async with listener.listening([SUBSCRIPTIONS, OUTBOX]) as notes:
+            await db.upsert_subscriber(41, "analyst")
+            added = await db.add_subscription(41, "Oreshnik")
+            assert added is not None
+            assert await _next(notes) == (SUBSCRIPTIONS, "41")
+            await db.remove_subscription(added.id)
+            assert await _next(notes) == (SUBSCRIPTIONS, "41")
+            await db.deactivate_subscriber(41)
+            assert await _next(notes) == (SUBSCRIPTIONS, "41")
+
+            await db.upsert_subscriber(42, "desk")
+            added = await db.add_subscription(42, "Oreshnik")
+            assert added is not None
+            assert await _next(notes) == (SUBSCRIPTIONS, "42")
+            post = Post("jsonl", "milinfo", "1", datetime.now(UTC), "Oreshnik", None)
+            match = MatchRecord(added.id, 42, "Oreshnik", (Span(0, 8),))
+            await db.save_post(post, [match])
+            assert await _next(notes) == (OUTBOX, "")
+    finally:
+        await listener.close()
