@@ -79,7 +79,11 @@ class PostgresBase:
             url,
             min_size=1,
             max_size=POOL_SIZE,
-            kwargs={"row_factory": dict_row, "autocommit": True},
+            # No server-side prepared statements: a prepared statement is planned once for
+            # any parameters, and an array given to unnest() is then guessed at 10 rows
+            # whatever its length. A post's 560 matches then went through a nested loop
+            # over its spans, 3-12 s a post instead of ~40 ms (benchmarks/workers.py).
+            kwargs={"row_factory": dict_row, "autocommit": True, "prepare_threshold": None},
             configure=_configure,
             open=False,
             timeout=CONNECT_TIMEOUT,
