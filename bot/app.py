@@ -168,7 +168,7 @@ def settle_heap() -> None:
 
 SHUTDOWN_GRACE = 10.0  # seconds a digest job or a command being handled may take at shutdown
 LEADER_RETRY = 2.0  # seconds between a worker's tries to become the leader
-SESSION_CHECK = 5.0  # seconds between the leader's checks that it still holds the role
+SESSION_CHECK = 1.0  # seconds between the leader's checks that it still holds the role
 SHARED_SYNC = 10.0  # seconds between a worker's looks for sources nobody reads
 
 
@@ -526,6 +526,9 @@ async def _serve(
     async def follow() -> None:
         """News from the other workers: a chat's subscriptions changed, alerts queued."""
         async with coordination.listening([SUBSCRIPTIONS, OUTBOX]) as notes:
+            if settings.database_value():
+                # Changes made by others between loading the index and listening.
+                await matcher.refresh()
             async for channel, payload in notes:
                 if channel == OUTBOX:
                     outbox_ready.set()

@@ -96,8 +96,11 @@ class SourceManager:
                 return
             if self._is_running(spec) or not await coordination.claim(info.id):
                 continue
-            self._ids[spec] = info.id
             await self._start(SourceSpec.parse(spec), info.id)
+            if not self._is_running(spec):  # cannot be built here: another worker may
+                await coordination.release(info.id)
+                continue
+            self._ids[spec] = info.id
             mine += 1
 
     async def _start(self, spec: SourceSpec, source_id: int) -> None:

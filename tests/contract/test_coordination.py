@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.domain import Post, Span
+from bot.domain import Post, SourceSpec, Span
+from bot.ingest import Ingest, Matcher
+from bot.sources.base import Source
+from bot.sources.manager import SourceManager
 from bot.storage.coordination import OUTBOX, SUBSCRIPTIONS
 from bot.storage.postgres import PostgresStorage
 from bot.storage.postgres.coordination import PostgresCoordination
@@ -113,3 +116,36 @@ async def test_subscription_changes_and_queued_alerts_are_announced(
             assert await _next(notes) == (OUTBOX, "")
     finally:
         await listener.close()
+
+
+async def test_a_lost_session_releases_quietly(postgres_url: str) -> None:
+    worker = await _worker(postgres_url)
+    assert await worker.claim(9)
+    await worker._locks.close()  # the session is gone: the server freed the claim already
+    await worker.release(9)  # at shutdown: no error, nothing left claimed
+    assert worker.claimed == set()
+    assert not await worker.alive()
+    await worker.close()
+
+
+async def test_a_source_this_worker_cannot_build_is_left_to_the_others(
+    db: PostgresStorage, postgres_url: str
+) -> None:
+    await db.ensure_source("x:@someone", "x")
+    worker = await _worker(postgres_url)
+
+    def unbuildable(spec: SourceSpec) -> Source:
+        raise ValueError("X_BEARER_TOKEN is not set")
+
+    matcher = Matcher(db)
+    manager = SourceManager(
+        db, Ingest(db, matcher, asyncio.Event()), unbuildable, coordination=worker
+    )
+    try:
+        await manager.sync()
+        assert manager.running == []
+        assert worker.claimed == set()  # another worker, with the token, may read it
+    finally:
+        await manager.stop_all()
+        matcher.close()
+        await worker.close()

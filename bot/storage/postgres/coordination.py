@@ -33,7 +33,19 @@ log = logging.getLogger(__name__)
 ROLE_SPACE = 0x64726F6C  # 'drol': the two-key advisory space of roles
 SOURCE_SPACE = 0x64737263  # 'dsrc': of sources (the key is the source's id)
 ROLES = {"leader": 1}
-HANDOVER = 1.5  # seconds: Telegram's one-second windows, and some
+# Seconds a new leader waits before sending: the one before may have sent up to its last
+# moment (Telegram's windows are a second), or, if the server ended its session, until it
+# noticed (it checks every second: bot/app.py SESSION_CHECK).
+HANDOVER = 2.5
+# Both ends watch the connections: a worker whose machine vanished frees what it held within
+# ~20 s (the server's side), and a worker notices a dead link as soon (the client's side).
+KEEPALIVE: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "options": "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3",
+}
 WORKER = "dozor-worker"  # application_name of a worker's lock connection
 TELEGRAM_WORKER = "dozor-worker-tg"  # ... of a worker that can read telegram: sources
 
@@ -56,11 +68,7 @@ class PostgresCoordination:
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
             application_name=TELEGRAM_WORKER if telegram else WORKER,
-            # A worker whose machine vanished is noticed within ~20 s, not TCP's hours.
-            keepalives=1,
-            keepalives_idle=5,
-            keepalives_interval=5,
-            keepalives_count=3,
+            **KEEPALIVE,
         )
         return cls(locks, url)
 
@@ -90,9 +98,12 @@ class PostgresCoordination:
         return False
 
     async def release(self, source_id: int) -> None:
-        if source_id in self.claimed:
+        if source_id not in self.claimed:
+            return
+        self.claimed.discard(source_id)
+        # A lost session released it already (this runs at shutdown after one, too).
+        with contextlib.suppress(psycopg.Error):
             await self._value("SELECT pg_advisory_unlock(%s, %s)", (SOURCE_SPACE, source_id))
-            self.claimed.discard(source_id)
 
     async def workers(self, *, telegram: bool) -> int:
         """Live workers (their lock connections); with `telegram`, those with a session."""
@@ -126,7 +137,7 @@ class PostgresCoordination:
         """(channel, payload) as they come, on a connection of their own; every notice sent
         after the block is entered is heard."""
         async with await psycopg.AsyncConnection.connect(
-            self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+            self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, **KEEPALIVE
         ) as conn:
             for channel in channels:
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
