@@ -88,6 +88,11 @@ class SourceManager:
         # telegram: sources go to workers with a session while any is alive (without one,
         # a worker reads them through t.me/s, as a single service without one does).
         if telegram and not self._telegram and await coordination.workers(telegram=True):
+            # ... and those read that way while no such worker was alive are handed back.
+            for spec in wanted:
+                if self._is_running(spec):
+                    await self._stop(spec)
+                    log.info("left %s to a worker with a Telegram session", spec)
             return
         share = await coordination.share(len(wanted), telegram=telegram and self._telegram)
         mine = sum(1 for spec in wanted if self._is_running(spec))

@@ -149,3 +149,47 @@ async def test_a_source_this_worker_cannot_build_is_left_to_the_others(
         await manager.stop_all()
         matcher.close()
         await worker.close()
+
+
+class _Idle:
+    """A streaming source that reads nothing (what it reads is not the point here)."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+
+    async def run(self, feed: object) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_telegram_sources_go_back_to_a_worker_with_a_session(
+    db: PostgresStorage, postgres_url: str
+) -> None:
+    await db.ensure_source("telegram:@milinfolive", "telegram")
+    plain = await _worker(postgres_url)
+    matcher = Matcher(db)
+    manager = SourceManager(
+        db,
+        Ingest(db, matcher, asyncio.Event()),
+        _Idle,  # type: ignore[arg-type]
+        coordination=plain,
+        telegram=False,
+    )
+    session: PostgresCoordination | None = None
+    try:
+        await manager.sync()  # no worker has a session: read through t.me/s meanwhile
+        assert manager.running == ["telegram:@milinfolive"]
+        session = await _worker(postgres_url, telegram=True)
+        await manager.sync()
+        assert manager.running == []
+        assert plain.claimed == set()
+        assert await session.claim(next(iter(await _source_ids(db))))
+    finally:
+        await manager.stop_all()
+        matcher.close()
+        await plain.close()
+        if session is not None:
+            await session.close()
+
+
+async def _source_ids(db: PostgresStorage) -> list[int]:
+    return [info.id for info in await db.list_sources()]
