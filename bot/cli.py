@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from bot.config import Settings, SettingsError, load_settings
-from bot.redact import Redactor, install_log_redaction
+from bot.redact import Redactor, install_log_redaction, url_password
 from bot.storage.lock import StorageError, as_storage_error
 
 DIGEST_DRAIN_LIMIT = 120.0  # seconds `digest --now` keeps trying before leaving it to the service
@@ -247,23 +247,16 @@ def run_migrate(source: str, target: str, out: TextIO, err: TextIO) -> int:
     """`dozor migrate`: 0 when every table's rows were counted equal on both sides."""
     from pathlib import Path
 
-    import psycopg
-
     from bot.progress import progress_reporter
     from bot.storage.transfer import migrate
 
-    try:
-        password = psycopg.conninfo.conninfo_to_dict(target).get("password")
-    except psycopg.ProgrammingError:
-        print("dozor migrate: --to is not a PostgreSQL connection URL", file=err)
-        return 2
-    redact = Redactor([str(password) if password else None])
     if not source.startswith("sqlite:") or not target.startswith(("postgresql:", "postgres:")):
         print(
             "dozor migrate: use --from sqlite:PATH --to postgresql://USER@HOST/DATABASE",
             file=err,
         )
         return 2
+    redact = Redactor([url_password(target)])
     path = Path(source.removeprefix("sqlite:"))
     if not path.is_file():
         print(f"dozor migrate: no SQLite database at {path}", file=err)

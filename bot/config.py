@@ -6,11 +6,12 @@ import re
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.redact import url_password
 
 PUBLIC_API_BASE = "https://api.telegram.org"
 MAX_RETENTION_DAYS = 36_500  # a century: beyond it the cutoff date would fall before year 1
@@ -169,7 +170,9 @@ class Settings(BaseSettings):
         """Every configured secret, for redaction from logs and stored errors."""
         values = [self.bot_token, self.tg_api_hash, self.x_bearer_token, self.database_url]
         found = [value.get_secret_value() for value in values if value is not None]
-        password = _password(self.database_url)
+        password = (
+            url_password(self.database_url.get_secret_value()) if self.database_url else None
+        )
         return [*found, password] if password else found
 
     def database_value(self) -> str | None:
@@ -194,11 +197,3 @@ def load_settings(env_file: str | None = ".env") -> Settings:
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"invalid setting {name}: {message}")
         raise SettingsError("; ".join(lines)) from None
-
-
-def _password(url: SecretStr | None) -> str | None:
-    """The password a database URL holds, if any (redacted wherever it could appear)."""
-    if url is None:
-        return None
-    parsed = urlsplit(url.get_secret_value())
-    return unquote(parsed.password) if parsed.password else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 HIDDEN = "[redacted]"
 MIN_SECRET_CHARS = 6  # shorter values (a blank, "0") would blank out ordinary words
@@ -91,3 +91,12 @@ def install_log_redaction(redact: Redactor) -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter(redact))
+
+
+def url_password(url: str) -> str | None:
+    """The password a database URL holds, if any (to be redacted wherever it could appear)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # a malformed URL: the driver will refuse it, in its own words
+        return None
+    return unquote(password) if password else None

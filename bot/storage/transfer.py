@@ -193,21 +193,19 @@ def _copy_all(source: Path, destination: str, progress: Progress) -> list[Count]
 def _copy(
     reader: sqlite3.Connection, writer: psycopg.Connection[Any], table: Table, progress: Progress
 ) -> None:
-    total = _rows(reader, table.name)
-    last = _last_key(writer, table)
-    done = _rows(reader, table.name, after=last, key=table.key, below=True)
+    total = _source_rows(reader, table.name)
+    # Copied in key order, so what the destination holds is everything up to its last key.
+    done = _destination_rows(writer, table.name)
     progress(table.name, done, total)
-    for batch in _batches(reader, table, last):
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, table.names))
-        )
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, table.names))
+    )
+    converters = [convert for _, convert in table.columns]
+    for batch in _batches(reader, table, _last_key(writer, table)):
         with writer.transaction(), writer.cursor() as cursor, cursor.copy(statement) as copy:
             for row in batch:
                 copy.write_row(
-                    [
-                        convert(value)
-                        for (_, convert), value in zip(table.columns, row, strict=True)
-                    ]
+                    [convert(value) for convert, value in zip(converters, row, strict=True)]
                 )
         done += len(batch)
         progress(table.name, done, total)
@@ -218,6 +216,7 @@ def _batches(
 ) -> Iterator[list[Sequence[Any]]]:
     columns = ", ".join(table.names)
     order = ", ".join(table.key)
+    positions = [table.names.index(name) for name in table.key]
     while True:
         where, params = _after(table.key, after)
         rows = reader.execute(
@@ -227,7 +226,6 @@ def _batches(
         if not rows:
             return
         yield rows
-        positions = [table.names.index(name) for name in table.key]
         after = tuple(rows[-1][position] for position in positions)
 
 
@@ -238,25 +236,15 @@ def _after(key: tuple[str, ...], after: tuple[Any, ...] | None) -> tuple[str, tu
     return f"WHERE ({', '.join(key)}) > ({marks})", after
 
 
-def _rows(
-    reader: sqlite3.Connection,
-    name: str,
-    *,
-    after: tuple[Any, ...] | None = None,
-    key: tuple[str, ...] = (),
-    below: bool = False,
-) -> int:
-    """Rows of a SQLite table; with `below`, those at or before the key `after`."""
-    if below:
-        if after is None:
-            return 0
-        marks = ", ".join("?" * len(key))
-        row = reader.execute(
-            f"SELECT COUNT(*) FROM {name} WHERE ({', '.join(key)}) <= ({marks})", after
-        ).fetchone()
-    else:
-        row = reader.execute(f"SELECT COUNT(*) FROM {name}").fetchone()
-    return int(row[0])
+def _source_rows(reader: sqlite3.Connection, name: str) -> int:
+    return int(reader.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0])
+
+
+def _destination_rows(writer: psycopg.Connection[Any], name: str) -> int:
+    row = writer.execute(
+        sql.SQL("SELECT COUNT(*) FROM {}").format(sql.Identifier(name))
+    ).fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def _last_key(writer: psycopg.Connection[Any], table: Table) -> tuple[Any, ...] | None:
@@ -291,7 +279,4 @@ def _move_sequences(writer: psycopg.Connection[Any]) -> None:
 
 
 def _count(reader: sqlite3.Connection, writer: psycopg.Connection[Any], name: str) -> Count:
-    row = writer.execute(
-        sql.SQL("SELECT COUNT(*) FROM {}").format(sql.Identifier(name))
-    ).fetchone()
-    return Count(name, _rows(reader, name), int(row[0]) if row is not None else 0)
+    return Count(name, _source_rows(reader, name), _destination_rows(writer, name))
