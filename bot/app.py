@@ -515,6 +515,7 @@ async def _serve(
         await asyncio.sleep(coordination.handover)
         scheduler.start()
         leading.set()
+        log.info("leading: sending, answering commands and running the scheduled jobs")
         while await coordination.alive():  # noqa: ASYNC110 (the connection, not an event)
             await asyncio.sleep(SESSION_CHECK)
         raise RuntimeError("lost the database session that held the leader role")

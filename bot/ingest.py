@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from bot.domain import Post, Span, Subscription, clean_text, clean_title
+from bot.domain import MODE_DIGEST, Post, Span, Subscription, clean_text, clean_title
 from bot.matching import Hit, QueryIndex
 from bot.matching.index import PostView
 from bot.storage import SaveResult, Storage
@@ -167,7 +167,11 @@ class Ingest:
         hits = await self._matcher.find(post.text) if alert else []
         records = [
             MatchRecord(
-                hit.subscription.id, hit.subscription.chat_id, hit.subscription.query, hit.spans
+                hit.subscription.id,
+                hit.subscription.chat_id,
+                hit.subscription.query,
+                hit.spans,
+                hit.subscription.mode == MODE_DIGEST,
             )
             for hit in hits
         ]

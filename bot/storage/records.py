@@ -17,6 +17,9 @@ class MatchRecord:
     chat_id: int
     query: str
     spans: tuple[Span, ...]
+    # The query's mode was digest-only when matched: recorded, never alerted. A hint an
+    # engine may check against the stored subscription and use to prepare the alerts.
+    digest_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ table's rows are counted on both sides.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,11 +23,14 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from bot.storage.postgres import PostgresStorage
 from bot.storage.sqlite import SqliteStorage
 
 BATCH = 5_000  # rows per transaction on the destination
+FRESH_ALERTS = "fresh_alerts"
+FRESH_POSTS_BATCH = 100  # posts' waiting alerts per transaction
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -132,6 +136,7 @@ TABLES = (
         ("post_id", "subscription_id"),
         _columns("post_id subscription_id chat_id query created_at", created_at=_micros),
     ),
+    # One row per post on PostgreSQL (its migration 0006): copied by `_copy_fresh_alerts`.
     Table("fresh_alerts", ("post_id", "chat_id"), _columns("post_id chat_id queries spans")),
     Table(
         "outbox",
@@ -193,6 +198,9 @@ def _copy_all(source: Path, destination: str, progress: Progress) -> list[Count]
 def _copy(
     reader: sqlite3.Connection, writer: psycopg.Connection[Any], table: Table, progress: Progress
 ) -> None:
+    if table.name == FRESH_ALERTS:
+        _copy_fresh_alerts(reader, writer, progress)
+        return
     total = _source_rows(reader, table.name)
     # Copied in key order, so what the destination holds is everything up to its last key.
     done = _destination_rows(writer, table.name)
@@ -209,6 +217,47 @@ def _copy(
                 )
         done += len(batch)
         progress(table.name, done, total)
+
+
+def _copy_fresh_alerts(
+    reader: sqlite3.Connection, writer: psycopg.Connection[Any], progress: Progress
+) -> None:
+    """SQLite's alerts waiting to be filed (one row per chat and post) as PostgreSQL holds them
+    (one row per post, its chats' alerts in chat order), a batch of posts per transaction."""
+    total = _source_rows(reader, FRESH_ALERTS)
+    done = _destination_rows(writer, FRESH_ALERTS)
+    progress(FRESH_ALERTS, done, total)
+    row = writer.execute("SELECT MAX(post_id) FROM fresh_alerts").fetchone()
+    after = row[0] if row is not None and row[0] is not None else None
+    while True:
+        where = "" if after is None else "WHERE post_id > ?"
+        posts = reader.execute(
+            f"SELECT post_id FROM fresh_alerts {where} GROUP BY post_id ORDER BY post_id LIMIT ?",
+            (() if after is None else (after,)) + (FRESH_POSTS_BATCH,),
+        ).fetchall()
+        if not posts:
+            return
+        first, last = posts[0][0], posts[-1][0]
+        grouped: dict[int, list[dict[str, Any]]] = {}
+        for post_id, chat_id, queries, spans in reader.execute(
+            "SELECT post_id, chat_id, queries, spans FROM fresh_alerts"
+            " WHERE post_id BETWEEN ? AND ? ORDER BY post_id, chat_id",
+            (first, last),
+        ):
+            grouped.setdefault(post_id, []).append(
+                {"chat_id": chat_id, "queries": json.loads(queries), "spans": json.loads(spans)}
+            )
+        with writer.transaction(), writer.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO fresh_alerts (post_id, chats, alerts) VALUES (%s, %s, %s)",
+                [
+                    (post_id, [alert["chat_id"] for alert in alerts], Jsonb(alerts))
+                    for post_id, alerts in grouped.items()
+                ],
+            )
+        done += sum(len(alerts) for alerts in grouped.values())
+        progress(FRESH_ALERTS, done, total)
+        after = last
 
 
 def _batches(
@@ -241,8 +290,9 @@ def _source_rows(reader: sqlite3.Connection, name: str) -> int:
 
 
 def _destination_rows(writer: psycopg.Connection[Any], name: str) -> int:
+    count = sql.SQL("COALESCE(SUM(cardinality(chats)), 0)" if name == FRESH_ALERTS else "COUNT(*)")
     row = writer.execute(
-        sql.SQL("SELECT COUNT(*) FROM {}").format(sql.Identifier(name))
+        sql.SQL("SELECT {} FROM {}").format(count, sql.Identifier(name))
     ).fetchone()
     return int(row[0]) if row is not None else 0
 

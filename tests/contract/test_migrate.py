@@ -13,7 +13,7 @@ from bot.domain import MODE_DIGEST, Post, Span
 from bot.storage import DatabaseInUse, SqliteStorage
 from bot.storage import transfer as transfer_module
 from bot.storage.postgres import PostgresStorage
-from bot.storage.records import MatchRecord
+from bot.storage.records import MatchRecord, PendingMessage
 from bot.storage.transfer import migrate
 from tests.contract.conftest import _empty_tables
 
@@ -54,8 +54,23 @@ async def _deployment(path: Path) -> None:
         waiting = await db.pending_messages(datetime.now(UTC) + timedelta(days=1))
         await db.mark_sent([message.id for message in waiting[:5]])
         await db.queue_digest(102, ["<b>Digest</b> of the day"], NOW + timedelta(hours=1))
+        for number in (12, 13):  # alerts not filed yet (one row per post on PostgreSQL)
+            post = Post("jsonl", "milinfo", str(number), NOW, f"Орешник {number}", None)
+            matches = [
+                MatchRecord(subscriptions[(chat_id, "Орешник")], chat_id, "Орешник", (Span(0, 7),))
+                for chat_id in CHATS
+            ]
+            await db.save_post(post, matches, source_id=source)
     finally:
         await db.close()
+
+
+def _later() -> datetime:
+    return datetime.now(UTC) + timedelta(days=1)
+
+
+def _waiting(messages: list[PendingMessage]) -> list[tuple[int, str | None, tuple[str, ...]]]:
+    return [(m.chat_id, m.post.post.post_id if m.post else m.text, m.queries) for m in messages]
 
 
 async def test_a_deployment_is_copied_and_counted_equal(tmp_path: Path, postgres_url: str) -> None:
@@ -66,9 +81,10 @@ async def test_a_deployment_is_copied_and_counted_equal(tmp_path: Path, postgres
     counts = await migrate(source, postgres_url, lambda *step: seen.append(step))
     assert all(count.equal for count in counts), counts
     by_table = {count.table: count.source for count in counts}
-    assert by_table["matches"] == 12 * len(CHATS) * 2  # merged and staged alike
+    assert by_table["matches"] == (12 * 2 + 2) * len(CHATS)  # merged and staged alike
     assert by_table["outbox"] > 0
     assert by_table["sent_daily"] == 1
+    assert by_table["fresh_alerts"] == 2 * len(CHATS)
     assert ("matches", by_table["matches"], by_table["matches"]) in seen
 
     copied = await PostgresStorage.open(postgres_url)
@@ -86,6 +102,13 @@ async def test_a_deployment_is_copied_and_counted_equal(tmp_path: Path, postgres
                 "jsonl", "milinfo", "3"
             )
             assert await copied.outbox_counts() == await original.outbox_counts()
+            # The alerts waiting to be filed are filed alike.
+            for store in (copied, original):
+                while await store.file_alerts():
+                    pass
+            assert _waiting(await copied.pending_messages(_later(), 1000)) == _waiting(
+                await original.pending_messages(_later(), 1000)
+            )
         finally:
             await original.close()
         # New rows get new ids: the identity sequences moved past the copied ones.

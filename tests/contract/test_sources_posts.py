@@ -178,6 +178,27 @@ async def test_digest_only_queries_are_recorded_and_not_alerted(store: Storage) 
     assert await _matched(store, 1) == {"1": ("Oreshnik", "launched")}
 
 
+async def test_a_digest_only_hint_from_ingest_is_checked_against_the_query(
+    store: Storage,
+) -> None:
+    # Ingest says which matched queries were digest-only (PostgreSQL prepares the alerts
+    # from that); the stored query decides: its mode may have changed since it was matched.
+    digest = await _subscribe(store, 1, "Oreshnik", mode=MODE_DIGEST)
+    both = await _subscribe(store, 1, "launched")
+    changed = await _subscribe(store, 2, "Oreshnik")  # matched as digest-only, now both
+    result = await store.save_post(
+        _post(), [replace(digest, digest_only=True), both, replace(changed, digest_only=True)]
+    )
+    assert result.alerts_queued == 2
+    assert await _alerts(store) == {
+        (1, "1"): (("launched",), [Span(0, 8)]),
+        (2, "1"): (("Oreshnik",), [Span(0, 8)]),
+    }
+    hinted = await store.save_post(_post("2"), [replace(digest, digest_only=True)])
+    assert hinted.alerts_queued == 0
+    assert await _matched(store, 1) == {"1": ("Oreshnik", "launched"), "2": ("Oreshnik",)}
+
+
 async def test_a_query_removed_or_paused_meanwhile_counts_for_nothing(store: Storage) -> None:
     # Matching runs beside the bot: a query removed or paused after the post was matched
     # and before it was saved is neither recorded nor named in an alert.

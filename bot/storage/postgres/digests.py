@@ -66,14 +66,14 @@ _MENTION_COUNTS = (
 
 # The chats' alerts not filed yet, then their digests, in one INSERT: the alerts take the
 # lower ids, as they were queued before the digest (in post order, as the sender files them);
-# each chat's digest messages, then its chart, in the order given. The DELETE … RETURNING
-# makes the move atomic: a worker filing the same alerts at the same time waits for this one
-# and then finds them gone, so none is filed twice. One outbox statement, so the queue
+# each chat's digest messages, then its chart, in the order given. `fresh_alerts_take` makes
+# the move atomic: a worker filing the same alerts at the same time waits for this one and
+# then finds them gone, so none is filed twice. One outbox statement, so the queue
 # summaries' trigger (migration 0002) takes the chats' locks once, in key order: filing first
 # (`outbox.file_fresh_alerts`) and then queueing would take them in two rounds, and a filing
 # of many chats at the same moment could then wait in a circle with this transaction.
 _QUEUE = (
-    "WITH moved AS (DELETE FROM fresh_alerts WHERE chat_id = ANY(%(chats)s) RETURNING *)"
+    "WITH moved AS (SELECT * FROM fresh_alerts_take(%(chats)s::bigint[], NULL))"
     " INSERT INTO outbox (kind, chat_id, post_id, queries, spans, text, media, created_at,"
     " next_attempt_at) SELECT kind, chat_id, post_id, queries, spans, text, media,"
     " created_at, next_attempt_at FROM ("

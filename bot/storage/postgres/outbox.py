@@ -26,14 +26,14 @@ from bot.storage.records import (
 ERROR_LENGTH = 500  # characters of an error kept with a row, as on SQLite
 
 
-# Filing moves rows out of `fresh_alerts` and into the outbox in one statement: a row is
-# never in both, nor in neither. Alerts go in post order (ids follow the SELECT's order), so
-# each chat's queue keeps its posts' order; an alert a chat has already is not filed twice.
+# Filing moves alerts out of `fresh_alerts` (`fresh_alerts_take`, migration 0006) and into
+# the outbox in one statement: an alert is never in both, nor in neither. Alerts go in post
+# order (ids follow the SELECT's order), so each chat's queue keeps its posts' order; an alert
+# a chat has already is not filed twice. (The function's CTE is evaluated once, whole: it
+# changes data.)
 _FILE = """
 WITH moved AS (
-    DELETE FROM fresh_alerts AS fresh USING ({chosen}) AS chosen
-    WHERE fresh.post_id = chosen.post_id AND fresh.chat_id = chosen.chat_id
-    RETURNING fresh.*
+    SELECT * FROM fresh_alerts_take(%(chats)s::bigint[], %(n)s::integer)
 ), filed AS (
     INSERT INTO outbox (kind, chat_id, post_id, queries, spans, created_at, next_attempt_at,
         failed_at, last_error)
@@ -47,10 +47,6 @@ WITH moved AS (
 )
 SELECT (SELECT COUNT(*) FROM moved) AS moved, (SELECT COUNT(*) FROM filed) AS filed
 """
-_OLDEST_FRESH = "SELECT post_id, chat_id FROM fresh_alerts ORDER BY post_id, chat_id LIMIT %(n)s"
-_FRESH_OF_CHATS = (
-    "SELECT post_id, chat_id FROM fresh_alerts WHERE chat_id = ANY(%(chats)s::bigint[])"
-)
 
 _WAITING = "sent_at IS NULL AND failed_at IS NULL"
 
@@ -138,17 +134,18 @@ async def file_fresh_alerts(
 
     For the parts that queue behind a chat's unfiled alerts (a digest, a chat's move): call
     it in their transaction, before their own outbox writes."""
-    params: dict[str, Any]
-    if chats is not None:
-        chosen, params = _FRESH_OF_CHATS, {"chats": sorted(chats)}
-    elif batch is not None:
-        chosen, params = _OLDEST_FRESH, {"n": batch}
-    else:
+    if chats is None and batch is None:
         raise ValueError("file_fresh_alerts needs chats or a batch")
     failed_at, error = set_aside if set_aside is not None else (None, None)
     cursor = await conn.execute(
-        _FILE.format(chosen=chosen),
-        {**params, "now": now, "failed_at": failed_at, "error": error},
+        _FILE,
+        {
+            "chats": None if chats is None else sorted(chats),
+            "n": batch,
+            "now": now,
+            "failed_at": failed_at,
+            "error": error,
+        },
     )
     row = await cursor.fetchone()
     assert row is not None
@@ -247,9 +244,9 @@ class Outbox(PostgresBase):
             "  JOIN subscribers ON subscribers.chat_id = outbox.chat_id"
             "  WHERE outbox.sent_at IS NULL AND outbox.failed_at IS NULL AND subscribers.active),"
             " (SELECT posts.updated_at FROM posts WHERE posts.id ="
-            "  (SELECT MIN(fresh.post_id) FROM fresh_alerts AS fresh"
-            "   JOIN subscribers ON subscribers.chat_id = fresh.chat_id"
-            "   WHERE subscribers.active))) AS oldest"
+            "  (SELECT MIN(fresh.post_id) FROM fresh_alerts AS fresh WHERE EXISTS ("
+            "   SELECT 1 FROM subscribers WHERE subscribers.chat_id = ANY(fresh.chats)"
+            "   AND subscribers.active)))) AS oldest"
         )
         oldest: datetime | None = None if row is None else row["oldest"]
         return oldest
@@ -326,7 +323,7 @@ class Outbox(PostgresBase):
         aside."""
         row = await self._one(
             f"SELECT COUNT(*) FILTER (WHERE {_WAITING})"
-            " + (SELECT COUNT(*) FROM fresh_alerts) AS pending,"
+            " + (SELECT COALESCE(SUM(cardinality(chats)), 0) FROM fresh_alerts) AS pending,"
             " COUNT(*) FILTER (WHERE sent_at IS NOT NULL) AS sent,"
             " COUNT(*) FILTER (WHERE failed_at IS NOT NULL) AS failed FROM outbox"
         )

@@ -7,12 +7,13 @@ statement that also checks, at that moment, which of the matched queries still e
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from psycopg import sql
 
-from bot.domain import MODE_DIGEST, Post, SourceInfo, StoredPost
+from bot.domain import MODE_DIGEST, Post, SourceInfo, Span, StoredPost
 from bot.storage.postgres import engine
 from bot.storage.postgres.engine import Connection, PostgresBase, Row, stored_post
 from bot.storage.records import RHYTHM_MIN_POSTS, RHYTHM_POSTS, MatchRecord, SaveResult
@@ -47,7 +48,8 @@ _UPDATE_POST = (
 # removed while the post was being matched must not be named in an alert. Digest-only
 # queries are recorded, never alerted; on an edit (`already`: read before this statement's
 # own matches), only chats with no match on the post before are alerted. A chat that blocked
-# the bot keeps its matches but gets no alert.
+# the bot keeps its matches but gets no alert. A post's alerts wait in one `fresh_alerts` row
+# (migration 0006); on an edit, the new chats' alerts join those still waiting.
 _RECORD_MATCHES = """
 WITH given AS (
     SELECT * FROM unnest(%(subscriptions)s::bigint[], %(queries)s::text[])
@@ -74,15 +76,60 @@ WITH given AS (
             AS span (ord, start, stop) ON span.ord = alerting.ord
     ) AS distinct_spans
     GROUP BY chat_id
+), alerts AS (
+    SELECT alerting.chat_id, jsonb_build_object('chat_id', alerting.chat_id,
+        'queries', jsonb_agg(alerting.query ORDER BY alerting.ord),
+        'spans', COALESCE(spans.spans, '[]')) AS alert
+    FROM alerting
+    JOIN subscribers ON subscribers.chat_id = alerting.chat_id AND subscribers.active
+    LEFT JOIN spans ON spans.chat_id = alerting.chat_id
+    GROUP BY alerting.chat_id, spans.spans
+), queued AS (
+    INSERT INTO fresh_alerts AS fresh (post_id, chats, alerts)
+    SELECT %(post)s, array_agg(chat_id ORDER BY chat_id), jsonb_agg(alert ORDER BY chat_id)
+    FROM alerts HAVING COUNT(*) > 0
+    ON CONFLICT (post_id) DO UPDATE SET (chats, alerts) = (
+        SELECT array_agg(merged.chat_id ORDER BY merged.chat_id),
+            jsonb_agg(merged.alert ORDER BY merged.chat_id)
+        FROM (
+            SELECT (alert ->> 'chat_id')::bigint AS chat_id, alert
+            FROM jsonb_array_elements(fresh.alerts || excluded.alerts) AS alert
+        ) AS merged
+    )
 )
-INSERT INTO fresh_alerts (post_id, chat_id, queries, spans)
-SELECT %(post)s, alerting.chat_id, jsonb_agg(alerting.query ORDER BY alerting.ord),
-    COALESCE(spans.spans, '[]')
-FROM alerting
-JOIN subscribers ON subscribers.chat_id = alerting.chat_id AND subscribers.active
-LEFT JOIN spans ON spans.chat_id = alerting.chat_id
-GROUP BY alerting.chat_id, spans.spans
-ON CONFLICT DO NOTHING
+SELECT COUNT(*) AS queued FROM alerts
+"""
+# A new post's matches and alerts as ingest prepared them (the usual case): the alerts, one
+# per chat, come ready-made, and are queued as given only when every match still holds as
+# matched (the subscription there, under that chat, not paused, of the same mode) and every
+# chat alerted is active; `whole` says so. Otherwise the matches that hold are recorded and
+# nothing is queued: `_RECORD_MATCHES` then works the alerts out (it records nothing twice).
+# Building a post's alerts in SQL (grouping, span sets, JSON) cost the server more than
+# writing its matches.
+_RECORD_PREPARED = """
+WITH given AS (
+    SELECT * FROM unnest(%(subscriptions)s::bigint[], %(chats)s::bigint[], %(queries)s::text[],
+        %(digest_only)s::boolean[]) AS given (subscription_id, chat_id, query, digest_only)
+), kept AS (
+    SELECT given.* FROM given JOIN subscriptions ON subscriptions.id = given.subscription_id
+        AND subscriptions.chat_id = given.chat_id AND NOT subscriptions.paused
+        AND (subscriptions.mode = %(digest)s) = given.digest_only
+), recorded AS (
+    INSERT INTO matches (post_id, subscription_id, chat_id, query, created_at)
+    SELECT %(post)s, subscription_id, chat_id, query, %(now)s FROM kept
+    ON CONFLICT DO NOTHING
+), verdict AS (
+    SELECT (SELECT COUNT(*) FROM kept) = cardinality(%(subscriptions)s::bigint[])
+        AND NOT EXISTS (
+            SELECT 1 FROM subscribers WHERE subscribers.chat_id = ANY(%(alerted)s::bigint[])
+            AND NOT subscribers.active
+        ) AS whole
+), queued AS (
+    INSERT INTO fresh_alerts (post_id, chats, alerts)
+    SELECT %(post)s, %(alerted)s::bigint[], %(alerts)s::jsonb FROM verdict
+    WHERE verdict.whole AND cardinality(%(alerted)s::bigint[]) > 0
+)
+SELECT whole FROM verdict
 """
 # Only the cursor: a cursor written in the middle of a read says nothing about whether the
 # read will succeed. Health is recorded from outcomes alone.
@@ -364,6 +411,25 @@ async def _record_matches(
     conn: Connection, post_id: int, matches: list[MatchRecord], now: datetime, *, edit: bool
 ) -> int:
     """Write a post's matches and its alerts; how many alerts were queued."""
+    if not edit:
+        alerted, alerts = _prepared_alerts(matches)
+        cursor = await conn.execute(
+            _RECORD_PREPARED,
+            {
+                "subscriptions": _array(match.subscription_id for match in matches),
+                "chats": _array(match.chat_id for match in matches),
+                "queries": [match.query for match in matches],
+                "digest_only": _array("t" if match.digest_only else "f" for match in matches),
+                "digest": MODE_DIGEST,
+                "post": post_id,
+                "now": now,
+                "alerted": _array(alerted),
+                "alerts": alerts,
+            },
+        )
+        row = await cursor.fetchone()
+        if row is not None and row["whole"]:
+            return len(alerted)
     span_of: list[int] = []
     starts: list[int] = []
     stops: list[int] = []
@@ -386,7 +452,45 @@ async def _record_matches(
             "stops": stops,
         },
     )
-    return max(cursor.rowcount, 0)
+    row = await cursor.fetchone()
+    return 0 if row is None else int(row["queued"])
+
+
+def _prepared_alerts(matches: list[MatchRecord]) -> tuple[list[int], str]:
+    """The chats a post alerts, by chat id, and their alerts as `fresh_alerts` holds them
+    (JSON): each chat's queries in the order matched, and the set of their spans, in order.
+
+    A post's matches share their spans by query (one tuple for all the subscribers of a
+    query): each tuple is put in order once."""
+    by_chat: dict[int, list[MatchRecord]] = {}
+    for match in matches:
+        if not match.digest_only:
+            by_chat.setdefault(match.chat_id, []).append(match)
+    ordered: dict[int, list[tuple[int, int]]] = {}  # by id(spans): they outlive this call
+    alerts: list[dict[str, object]] = []
+    alerted = sorted(by_chat)
+    for chat in alerted:
+        records = by_chat[chat]
+        if len(records) == 1:
+            spans = ordered.get(id(records[0].spans))
+            if spans is None:
+                spans = ordered[id(records[0].spans)] = _in_order(records[0].spans)
+        else:
+            spans = _in_order([span for record in records for span in record.spans])
+        alerts.append(
+            {"chat_id": chat, "queries": [record.query for record in records], "spans": spans}
+        )
+    return alerted, json.dumps(alerts, ensure_ascii=False)
+
+
+def _array(values: Iterable[int | str]) -> str:
+    """A PostgreSQL array literal of numbers or booleans ('t'/'f'), for a parameter cast to
+    its array type: a long list written out in C, not element by element by psycopg."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _in_order(spans: Iterable[Span]) -> list[tuple[int, int]]:
+    return sorted({(span.start, span.end) for span in spans})
 
 
 def _source_info(row: Row) -> SourceInfo:

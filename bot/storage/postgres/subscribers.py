@@ -180,8 +180,8 @@ class Subscribers(PostgresBase):
             " (SELECT SUM(alerts) FROM sent_daily WHERE day >= %s) AS alerts,"
             " (SELECT COUNT(*) FROM outbox JOIN subscribers USING (chat_id)"
             "  WHERE sent_at IS NULL AND failed_at IS NULL AND active)"
-            " + (SELECT COUNT(*) FROM fresh_alerts JOIN subscribers USING (chat_id)"
-            "  WHERE active) AS pending",
+            " + (SELECT COUNT(*) FROM fresh_alerts CROSS JOIN unnest(chats) AS fresh (chat_id)"
+            "  JOIN subscribers USING (chat_id) WHERE active) AS pending",
             (since.astimezone(UTC).date(),),
         )
         assert row is not None
@@ -318,7 +318,7 @@ _JOIN_TWIN_MATCHES = (
 # sent or set aside stays the old chat's history.
 _MOVE_OUTBOX = """
 WITH fresh AS (
-    DELETE FROM fresh_alerts WHERE chat_id IN (%(old)s, %(new)s) RETURNING *
+    SELECT * FROM fresh_alerts_take(ARRAY[%(old)s, %(new)s]::bigint[], NULL)
 ), theirs AS (
     SELECT post_id FROM outbox WHERE kind = 'alert' AND chat_id = %(new)s
     UNION SELECT post_id FROM fresh WHERE chat_id = %(new)s
