@@ -410,6 +410,7 @@ async def run_service(settings: Settings, redact: Redactor | None = None) -> int
             settings.database_value(), telegram=connector is not None
         )
         opened.push_async_callback(coordination.close)
+        storage.claim_as(coordination.worker)
         status = await _serve(settings, storage, bot, matcher, connector, searches, coordination)
     log.info("stopped")
     return status

@@ -206,6 +206,7 @@ async def _digest_now(settings: Settings, redact: Redactor, chat_id: int | None)
                 await coordination.close()
                 await storage.close()
                 raise DatabaseInUse("the leader sends", None)
+            storage.claim_as(coordination.worker)
     except DatabaseInUse as exc:
         # The service is running: it owns the outbox. Queue only; it sends within seconds.
         storage = await open_storage(settings.dozor_db, url, redact=redact)

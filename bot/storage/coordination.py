@@ -22,6 +22,9 @@ class Coordination(Protocol):
     # Seconds a new leader waits before it sends: the one before may have sent up to the
     # moment it died, and Telegram's windows (30 a second, 1 a second per chat) span them.
     handover: float
+    # This worker's identity in claims on outbox rows (PostgreSQL: its session); None when
+    # one process is alone.
+    worker: int | None
 
     async def try_role(self, role: str) -> bool:
         """Hold `role` if no live worker does; True while this worker holds it."""
@@ -54,6 +57,7 @@ class LocalCoordination:
     def __init__(self) -> None:
         self.claimed: set[int] = set()
         self.handover = 0.0  # nobody sent before this process
+        self.worker: int | None = None
 
     async def try_role(self, role: str) -> bool:
         return True

@@ -190,6 +190,11 @@ class Storage(Protocol):
     ) -> list[int]:
         """Active chats with something due now (not `skip_chats`), the longest-waiting first."""
 
+    def claim_as(self, worker: int | None) -> None:
+        """Messages `pending_messages` hands out are claimed for `worker`
+        (`Coordination.worker`): other senders pass them over while it lives. None: nothing
+        is claimed (SQLite, where one process sends, ignores claims)."""
+
     async def file_alerts(self, now: datetime | None = None, batch: int = FILE_BATCH) -> int:
         """Move the oldest `batch` alerts from `fresh_alerts` (where ingest writes them,
         clustered by post) into the outbox (rows with delivery state, in their chats'

@@ -1036,6 +1036,9 @@ class SqliteStorage:
         )
         return list(dict.fromkeys(int(row["chat_id"]) for row in rows))[:limit]
 
+    def claim_as(self, worker: int | None) -> None:
+        """Nothing to claim: one process sends from a SQLite file (its lock says so)."""
+
     async def file_alerts(self, now: datetime | None = None, batch: int = FILE_BATCH) -> int:
         """Move the oldest `batch` alerts from `fresh_alerts` (where ingest writes them,
         clustered by post) into the outbox (rows with delivery state, in their chats'

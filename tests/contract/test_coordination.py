@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,7 +16,7 @@ from bot.sources.manager import SourceManager
 from bot.storage.coordination import OUTBOX, SUBSCRIPTIONS
 from bot.storage.postgres import PostgresStorage
 from bot.storage.postgres.coordination import PostgresCoordination
-from bot.storage.records import MatchRecord
+from bot.storage.records import MatchRecord, PendingMessage
 from tests.contract.conftest import _empty_tables
 
 BOUND = 30.0  # seconds: generous; never a fixed wait
@@ -193,3 +193,53 @@ async def test_telegram_sources_go_back_to_a_worker_with_a_session(
 
 async def _source_ids(db: PostgresStorage) -> list[int]:
     return [info.id for info in await db.list_sources()]
+
+
+async def test_messages_handed_to_a_sender_are_claimed_while_its_worker_lives(
+    db: PostgresStorage, postgres_url: str
+) -> None:
+    other_db = await PostgresStorage.open(postgres_url)
+    first, second = await _worker(postgres_url), await _worker(postgres_url)
+    db.claim_as(first.worker)
+    other_db.claim_as(second.worker)
+    later = datetime.now(UTC) + timedelta(days=1)
+    try:
+        matches = []
+        for chat in (1, 2):
+            await db.upsert_subscriber(chat, f"chat {chat}")
+            added = await db.add_subscription(chat, "Oreshnik")
+            assert added is not None
+            matches.append(MatchRecord(added.id, chat, "Oreshnik", (Span(0, 8),)))
+        for number in range(3):
+            post = Post("jsonl", "milinfo", str(number), datetime.now(UTC), "Oreshnik", None)
+            await db.save_post(post, matches)
+        await db.file_alerts()
+
+        # The first sender takes chat 1's next two messages; the second is handed none of
+        # chat 1 (not even its third: a chat's messages go in order, from one sender).
+        mine = await db.pending_messages(later, 10, chats=[1], per_chat=2)
+        assert [(m.chat_id, m.post.post.post_id) for m in mine if m.post] == [(1, "0"), (1, "1")]
+        theirs = await other_db.pending_messages(later, 10, chats=[1, 2])
+        assert {m.chat_id for m in theirs} == {2}
+        # Its own claims do not stop the first sender.
+        assert [m.id for m in await db.pending_messages(later, 10, chats=[1], per_chat=2)] == [
+            m.id for m in mine
+        ]
+        # A recorded outcome ends the claim on that row; the rest stay claimed.
+        await db.mark_sent(mine[0].id)
+        assert await other_db.pending_messages(later, 10, chats=[1]) == []
+        # The first worker dies: its claims lapse with its session, and the next sender
+        # takes chat 1 from its oldest waiting message (the one in flight is sent again).
+        await first.close()
+        await _eventually(
+            lambda: _first_of(other_db.pending_messages(later, 10, chats=[1]), mine[1].id)
+        )
+    finally:
+        await first.close()
+        await second.close()
+        await other_db.close()
+
+
+async def _first_of(pending: Awaitable[list[PendingMessage]], wanted: int) -> bool:
+    messages = await pending
+    return bool(messages) and messages[0].id == wanted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.storage import DatabaseInUse, Storage, StorageError
@@ -42,5 +44,13 @@ async def test_postgres_keeps_one_service_per_database(postgres_url: str) -> Non
         await tool.close()
     finally:
         await service.close()
-    again = await PostgresStorage.open(postgres_url, exclusive=True)  # released at close
-    await again.close()
+    # Released at close: the server ends the session (and frees its locks) a moment later.
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                again = await PostgresStorage.open(postgres_url, exclusive=True)
+            except DatabaseInUse:
+                await asyncio.sleep(0.05)
+                continue
+            await again.close()
+            break

@@ -60,6 +60,9 @@ class PostgresCoordination:
         self.claimed: set[int] = set()
         self.roles: set[str] = set()
         self.handover = HANDOVER
+        # The lock connection's server process: claims on outbox rows name it, and hold
+        # while it lives (migration 0007).
+        self.worker: int | None = locks.info.backend_pid
 
     @classmethod
     async def open(cls, url: str, *, telegram: bool) -> Self:

@@ -64,6 +64,7 @@ class PostgresBase:
         # The connection holding the service lock (a session advisory lock), if exclusive:
         # the server releases it when the connection ends, even if the process is killed.
         self._service_lock: psycopg.AsyncConnection[Any] | None = None
+        self._claimer: int | None = None  # whose claims the sender's messages carry
 
     @classmethod
     async def open(

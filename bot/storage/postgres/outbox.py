@@ -51,30 +51,47 @@ SELECT (SELECT COUNT(*) FROM moved) AS moved, (SELECT COUNT(*) FROM filed) AS fi
 _WAITING = "sent_at IS NULL AND failed_at IS NULL"
 
 # A chat's due queues, each read from its oldest row (`outbox_waiting`) and no further than
-# `per_chat` rows: the cost follows what is returned, not how much waits.
+# `per_chat` rows: the cost follows what is returned, not how much waits. The rows are locked
+# (SKIP LOCKED) and claimed for this worker (`me`, migration 0007) in the same statement. A
+# queue is passed over while another live worker has a claim among its next rows, or while
+# its oldest row is locked by a sender choosing it this moment (what comes first then is not
+# the queue's head): a chat's messages go in order, from one sender at a time.
 _PENDING = f"""
 WITH due AS (
-    SELECT chat_id, kind FROM outbox_queues
+    SELECT chat_id, kind, first_id FROM outbox_queues
     WHERE chat_id = ANY(%(chats)s::bigint[]) AND due_at <= %(now)s
 ), heads AS (
-    SELECT waiting.*, ROW_NUMBER() OVER (PARTITION BY waiting.chat_id ORDER BY waiting.id)
-        AS nth
+    SELECT waiting.*,
+        ROW_NUMBER() OVER (PARTITION BY waiting.chat_id ORDER BY waiting.id) AS nth,
+        bool_or(waiting.id = due.first_id) OVER queue AS whole,
+        bool_or(CASE WHEN waiting.claimed_by IS DISTINCT FROM %(me)s::integer THEN EXISTS (
+            SELECT 1 FROM pg_stat_activity WHERE pid = waiting.claimed_by) END) OVER queue
+            AS elsewhere
     FROM due CROSS JOIN LATERAL (
         SELECT * FROM outbox
         WHERE outbox.chat_id = due.chat_id AND outbox.kind = due.kind AND {_WAITING}
         ORDER BY outbox.id LIMIT %(per_chat)s
+        FOR UPDATE SKIP LOCKED
     ) AS waiting
+    WINDOW queue AS (PARTITION BY waiting.chat_id, waiting.kind)
+), chosen AS (
+    SELECT * FROM heads
+    WHERE heads.nth <= %(per_chat)s AND heads.whole AND NOT COALESCE(heads.elsewhere, false)
+    ORDER BY heads.id LIMIT %(limit)s
+), claimed AS (
+    UPDATE outbox SET claimed_by = %(me)s::integer FROM chosen
+    WHERE outbox.id = chosen.id AND %(me)s::integer IS NOT NULL
+        AND outbox.claimed_by IS DISTINCT FROM %(me)s::integer
 )
-SELECT heads.id, heads.kind, heads.chat_id, heads.attempts, heads.queries, heads.spans,
-    heads.text, heads.media, posts.id AS p_id, posts.source AS p_source,
+SELECT chosen.id, chosen.kind, chosen.chat_id, chosen.attempts, chosen.queries, chosen.spans,
+    chosen.text, chosen.media, posts.id AS p_id, posts.source AS p_source,
     posts.channel AS p_channel, posts.post_id AS p_post_id, posts.date AS p_date,
     posts.text AS p_text, posts.url AS p_url, posts.edited AS p_edited,
     posts.deleted AS p_deleted, posts.forwarded_from AS p_forwarded_from,
     posts.views AS p_views, posts.media_count AS p_media_count,
     posts.channel_title AS p_channel_title
-FROM heads LEFT JOIN posts ON posts.id = heads.post_id
-WHERE heads.nth <= %(per_chat)s
-ORDER BY heads.id LIMIT %(limit)s
+FROM chosen LEFT JOIN posts ON posts.id = chosen.post_id
+ORDER BY chosen.id
 """
 
 # Posts past retention, oldest first, locked: from here on no alert can be queued for them
@@ -174,6 +191,11 @@ class Outbox(PostgresBase):
     """Filing alerts, choosing what the sender sends next, recording how each send went, and
     retention: old posts and finished rows."""
 
+    def claim_as(self, worker: int | None) -> None:
+        """Messages handed to this process's sender are claimed for `worker` (its session,
+        `Coordination.worker`); None: nothing is claimed (a command run once)."""
+        self._claimer = worker
+
     async def file_alerts(self, now: datetime | None = None, batch: int = FILE_BATCH) -> int:
         """Move the oldest `batch` alerts from `fresh_alerts` into the outbox, in post order;
         returns how many left `fresh_alerts` (0: nothing was waiting).
@@ -217,7 +239,13 @@ class Outbox(PostgresBase):
             return []
         rows = await self._all(
             _PENDING,
-            {"chats": sorted(chats), "now": now, "per_chat": per_chat or limit, "limit": limit},
+            {
+                "chats": sorted(chats),
+                "now": now,
+                "per_chat": per_chat or limit,
+                "limit": limit,
+                "me": self._claimer,
+            },
         )
         return [_pending(row) for row in rows]
 
@@ -255,8 +283,8 @@ class Outbox(PostgresBase):
         """Postpone every alert waiting for a chat to `until` (it is muted or quiet), counting
         no attempt; returns how many were moved."""
         return await self._run(
-            "UPDATE outbox SET next_attempt_at = %s WHERE chat_id = %s AND kind = 'alert'"
-            f" AND {_WAITING} AND next_attempt_at < %s",
+            "UPDATE outbox SET next_attempt_at = %s, claimed_by = NULL WHERE chat_id = %s"
+            f" AND kind = 'alert' AND {_WAITING} AND next_attempt_at < %s",
             (until, chat_id, until),
         )
 
@@ -297,7 +325,7 @@ class Outbox(PostgresBase):
         chosen = _ids(ids)
         if chosen:
             await self._run(
-                f"UPDATE outbox SET {changes}, attempts = attempts + 1"
+                f"UPDATE outbox SET {changes}, attempts = attempts + 1, claimed_by = NULL"
                 " WHERE id = ANY(%s::bigint[])",
                 (*params, chosen),
             )
