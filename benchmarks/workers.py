@@ -61,6 +61,8 @@ class Run:
     rate: float  # posts stored per second
     send_rate: float  # messages per second meanwhile
     throttled: int  # 429s
+    server_cpu: float  # ms of CPU per post used by PostgreSQL's processes (a local server)
+    workers_cpu: float  # ms of CPU per post used by the workers
 
 
 def _database(name: str) -> str:
@@ -93,6 +95,31 @@ class Stored:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) a process has used; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_cpu() -> float:
+    """CPU seconds used by the PostgreSQL server's processes on this machine (0 if the
+    server runs elsewhere: then only the workers' share is known)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                name = (entry / "comm").read_text(encoding="ascii", errors="replace")
+            except OSError:
+                continue
+            if name.startswith("postgres"):
+                total += _cpu_of(int(entry.name))
+    return total
 
 
 def _leading(logs: list[Path]) -> bool:
@@ -156,11 +183,15 @@ async def measure(
         await live._until("a leader", lambda: _leading(logs))
         stored = Stored(url, db)
         try:
+            server_before = _server_cpu()
+            workers_before = sum(_cpu_of(child.pid) for child in children)
             start_sent, start = len(api.sent), time.perf_counter()
             for number, text in enumerate(texts):
                 with files[number % SOURCES].open("a", encoding="utf-8") as handle:
                     handle.write(live._record(number, text))
             await stored.until(len(texts))
+            server_cpu = _server_cpu() - server_before
+            workers_cpu = sum(_cpu_of(child.pid) for child in children) - workers_before
         finally:
             stored.close()
         took = time.perf_counter() - start
@@ -184,6 +215,8 @@ async def measure(
         len(texts) / took,
         sent / took,
         api.limit_hits,
+        1000 * server_cpu / len(texts),
+        1000 * workers_cpu / len(texts),
     )
 
 
@@ -213,7 +246,8 @@ async def main() -> int:
             runs.append(result)
             print(
                 f"  {result.engine} x {workers}: {result.rate:,.1f} posts/s, sending"
-                f" {result.send_rate:.1f} messages/s, 429s {result.throttled}"
+                f" {result.send_rate:.1f} messages/s, 429s {result.throttled}; CPU a post:"
+                f" server {result.server_cpu:.1f} ms, workers {result.workers_cpu:.1f} ms"
                 f" (measured in {time.perf_counter() - step:.0f} s)"
             )
     one = next(r for r in runs if r.engine == "PostgreSQL" and r.workers == 1)
@@ -224,6 +258,16 @@ async def main() -> int:
         f" baseline (same run) one worker on SQLite: {sqlite.rate:,.1f} posts/s"
     )
     scaled = two.rate / one.rate
+    # All the CPU a post needs (server and worker, as two workers use it), against the cores
+    # there are: no number of workers goes past this on one machine.
+    cores = os.cpu_count() or 1
+    bound = 1000 * cores / (two.server_cpu + two.workers_cpu) if two.server_cpu else None
+    if bound is not None:
+        print(
+            f"this machine's ceiling: {cores} cores / {two.server_cpu + two.workers_cpu:.1f} ms"
+            f" of CPU a post = {bound:,.0f} posts/s = {bound / one.rate:.2f}x one worker"
+            " (server and workers on the same cores)"
+        )
     print(
         f"goal: 2 workers >= {GOAL_SCALE}x one on PostgreSQL: {scaled:.2f}x"
         f" ({two.rate:,.1f} vs {one.rate:,.1f} posts/s) -> {verdict(scaled >= GOAL_SCALE)}"
