@@ -199,6 +199,17 @@ async def test_a_digest_only_hint_from_ingest_is_checked_against_the_query(
     assert await _matched(store, 1) == {"1": ("Oreshnik", "launched"), "2": ("Oreshnik",)}
 
 
+async def test_a_query_with_quotes_braces_and_backslashes_is_kept_as_written(
+    store: Storage,
+) -> None:
+    odd = 'say "INF", \\ {9М729} NULL'
+    match = await _subscribe(store, 1, odd)
+    result = await store.save_post(_post(), [match])
+    assert result.alerts_queued == 1
+    assert await _alerts(store) == {(1, "1"): ((odd,), [Span(0, 8)])}
+    assert await _matched(store, 1) == {"1": (odd,)}
+
+
 async def test_a_query_removed_or_paused_meanwhile_counts_for_nothing(store: Storage) -> None:
     # Matching runs beside the bot: a query removed or paused after the post was matched
     # and before it was saved is neither recorded nor named in an alert.

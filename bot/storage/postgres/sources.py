@@ -7,9 +7,11 @@ statement that also checks, at that moment, which of the matched queries still e
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from psycopg import sql
 
@@ -154,6 +156,8 @@ CROSS JOIN LATERAL (
 WHERE sources.enabled OR NOT %(enabled_only)s
 ORDER BY sources.id
 """
+# Matches a post at least as many as this are written out for the database on a thread.
+PREPARE_ON_THREAD = 50
 _SEARCH_WORD = sql.SQL("phraseto_tsquery('pg_catalog.simple', dozor_search_text({}))")
 
 
@@ -301,12 +305,21 @@ class SourcesAndPosts(PostgresBase):
         subscribers who had no match on this post before get an alert for it."""
         records = list(matches)
         date = post.date.astimezone(UTC)  # a naive date is local time, as in SQLite
+        # Written out before the transaction, and a long list on a thread: the event loop
+        # (and the sender's pacer on it) is not held for the milliseconds it takes.
+        prepared = None
+        if len(records) >= PREPARE_ON_THREAD:
+            prepared = await asyncio.to_thread(_prepared, records)
+        elif records:
+            prepared = _prepared(records)
         async with self._transaction() as conn:
             now = await _stamp(conn, matches_written=bool(records))
             post_id, created, changed = await _upsert_post(conn, post, date, source_id, now)
             queued = 0
-            if changed and records:
-                queued = await _record_matches(conn, post_id, records, now, edit=not created)
+            if changed and prepared is not None:
+                queued = await _record_matches(
+                    conn, post_id, records, prepared, now, edit=not created
+                )
             # The source's latest name, for /sources (a channel may rename itself).
             title = post.channel_title or None
             if source_id is not None and (cursor is not None or title is not None):
@@ -407,29 +420,37 @@ async def _upsert_post(
         # Deleted by retention between the two statements: insert it afresh.
 
 
+def _prepared(matches: list[MatchRecord]) -> dict[str, Any]:
+    """The parameters of `_RECORD_PREPARED` but the post and the time: the matches as
+    array literals, the alerts as ingest prepared them."""
+    alerted, alerts = _prepared_alerts(matches)
+    return {
+        "subscriptions": _array(match.subscription_id for match in matches),
+        "chats": _array(match.chat_id for match in matches),
+        "queries": _text_array(match.query for match in matches),
+        "digest_only": _array("t" if match.digest_only else "f" for match in matches),
+        "digest": MODE_DIGEST,
+        "alerted": _array(alerted),
+        "alerts": alerts,
+        "count": len(alerted),
+    }
+
+
 async def _record_matches(
-    conn: Connection, post_id: int, matches: list[MatchRecord], now: datetime, *, edit: bool
+    conn: Connection,
+    post_id: int,
+    matches: list[MatchRecord],
+    prepared: dict[str, Any],
+    now: datetime,
+    *,
+    edit: bool,
 ) -> int:
     """Write a post's matches and its alerts; how many alerts were queued."""
     if not edit:
-        alerted, alerts = _prepared_alerts(matches)
-        cursor = await conn.execute(
-            _RECORD_PREPARED,
-            {
-                "subscriptions": _array(match.subscription_id for match in matches),
-                "chats": _array(match.chat_id for match in matches),
-                "queries": [match.query for match in matches],
-                "digest_only": _array("t" if match.digest_only else "f" for match in matches),
-                "digest": MODE_DIGEST,
-                "post": post_id,
-                "now": now,
-                "alerted": _array(alerted),
-                "alerts": alerts,
-            },
-        )
+        cursor = await conn.execute(_RECORD_PREPARED, {**prepared, "post": post_id, "now": now})
         row = await cursor.fetchone()
         if row is not None and row["whole"]:
-            return len(alerted)
+            return int(prepared["count"])
     span_of: list[int] = []
     starts: list[int] = []
     stops: list[int] = []
@@ -487,6 +508,16 @@ def _array(values: Iterable[int | str]) -> str:
     """A PostgreSQL array literal of numbers or booleans ('t'/'f'), for a parameter cast to
     its array type: a long list written out in C, not element by element by psycopg."""
     return "{" + ",".join(map(str, values)) + "}"
+
+
+def _text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL array literal of strings (each quoted, its quotes and backslashes
+    escaped), for a parameter cast to text[]."""
+    return "{" + ",".join(_quoted(value) for value in values) + "}"
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _in_order(spans: Iterable[Span]) -> list[tuple[int, int]]:
