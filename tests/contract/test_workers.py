@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from bot.delivery.outbox import CONCURRENCY
@@ -104,8 +105,33 @@ def _watching(service: Service) -> set[str]:
     return set(re.findall(r"watching (jsonl:\S+)", service.since_start()))
 
 
+async def _state(url: str, missing: list[tuple[int, str]]) -> str:
+    """What the database says of the alerts not delivered (for a failure's message)."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT outbox.id, outbox.chat_id, posts.url, outbox.sent_at, outbox.failed_at,"
+            " outbox.next_attempt_at, outbox.attempts, outbox.last_error, outbox.claimed_by,"
+            " (SELECT first_id FROM outbox_queues AS q WHERE q.chat_id = outbox.chat_id"
+            "  AND q.kind = outbox.kind) AS first_id"
+            " FROM outbox JOIN posts ON posts.id = outbox.post_id"
+            " WHERE (outbox.chat_id, posts.url) IN"
+            " (SELECT * FROM unnest(%s::bigint[], %s::text[]))"
+            " ORDER BY outbox.id",
+            ([chat for chat, _ in missing], [url for _, url in missing]),
+        )
+        rows = await cursor.fetchall()
+        cursor = await conn.execute(
+            "SELECT (SELECT COUNT(*) FROM fresh_alerts), (SELECT array_agg(pid) FROM"
+            " pg_stat_activity WHERE datname = current_database())"
+        )
+        fresh = await cursor.fetchone()
+    lines = [f"{len(missing)} missing, e.g. {missing[:5]}; fresh rows, live pids: {fresh}"]
+    lines += [repr(row) for row in rows[:20]]
+    return "\n".join(lines)
+
+
 async def test_three_workers_share_the_work_and_survive_two_kills(
-    workers: list[Service], api: FakeBotAPI, tmp_path: Path
+    workers: list[Service], api: FakeBotAPI, tmp_path: Path, postgres_url: str
 ) -> None:
     api.enforce_limits()
     for service in workers:
@@ -146,7 +172,11 @@ async def test_three_workers_share_the_work_and_survive_two_kills(
     (last,) = [s for s in workers if s not in (first, second)]
     await _until(lambda: LEADING in last.since_start(), "the last worker leading", last)
     await _until(lambda: _watching(last) == specs, "the last worker reading all", last)
-    await _until(lambda: expected <= set(_delivered(api)), "every alert delivered", last)
+    try:
+        await _until(lambda: expected <= set(_delivered(api)), "every alert delivered", last)
+    except pytest.fail.Exception as failed:
+        missing = sorted(expected - set(_delivered(api)))
+        raise AssertionError(f"{failed}\n{await _state(postgres_url, missing)}") from None
 
     delivered = _delivered(api)
     assert set(delivered) == expected  # nothing else

@@ -53,9 +53,10 @@ _WAITING = "sent_at IS NULL AND failed_at IS NULL"
 # A chat's due queues, each read from its oldest row (`outbox_waiting`) and no further than
 # `per_chat` rows: the cost follows what is returned, not how much waits. The rows are locked
 # (SKIP LOCKED) and claimed for this worker (`me`, migration 0007) in the same statement. A
-# queue is passed over while another live worker has a claim among its next rows, or while
-# its oldest row is locked by a sender choosing it this moment (what comes first then is not
-# the queue's head): a chat's messages go in order, from one sender at a time.
+# queue is passed over while another live worker (its lock connection, by pid and name) has a
+# claim among its next rows, or while its oldest row is locked by a sender choosing it this
+# moment (what comes first then is not the queue's head): a chat's messages go in order, from
+# one sender at a time.
 _PENDING = f"""
 WITH due AS (
     SELECT chat_id, kind, first_id FROM outbox_queues
@@ -65,8 +66,8 @@ WITH due AS (
         ROW_NUMBER() OVER (PARTITION BY waiting.chat_id ORDER BY waiting.id) AS nth,
         bool_or(waiting.id = due.first_id) OVER queue AS whole,
         bool_or(CASE WHEN waiting.claimed_by IS DISTINCT FROM %(me)s::integer THEN EXISTS (
-            SELECT 1 FROM pg_stat_activity WHERE pid = waiting.claimed_by) END) OVER queue
-            AS elsewhere
+            SELECT 1 FROM pg_stat_activity WHERE pid = waiting.claimed_by
+                AND application_name LIKE 'dozor-worker%%') END) OVER queue AS elsewhere
     FROM due CROSS JOIN LATERAL (
         SELECT * FROM outbox
         WHERE outbox.chat_id = due.chat_id AND outbox.kind = due.kind AND {_WAITING}
