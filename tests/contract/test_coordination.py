@@ -9,13 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.app import SESSION_CHECK
+from bot.delivery.sender import GROUP_INTERVAL, PRIVATE_INTERVAL
 from bot.domain import Post, SourceSpec, Span
 from bot.ingest import Ingest, Matcher
 from bot.sources.base import Source
 from bot.sources.manager import SourceManager
 from bot.storage.coordination import OUTBOX, SUBSCRIPTIONS
 from bot.storage.postgres import PostgresStorage
-from bot.storage.postgres.coordination import PostgresCoordination
+from bot.storage.postgres.coordination import HANDOVER, PostgresCoordination
 from bot.storage.records import MatchRecord, PendingMessage
 from tests.contract.conftest import _empty_tables
 
@@ -243,3 +245,10 @@ async def test_messages_handed_to_a_sender_are_claimed_while_its_worker_lives(
 async def _first_of(pending: Awaitable[list[PendingMessage]], wanted: int) -> bool:
     messages = await pending
     return bool(messages) and messages[0].id == wanted
+
+
+def test_a_new_leader_waits_out_every_spacing_the_pacer_keeps() -> None:
+    # The one before may have sent to a group up to its last moment, or for up to a session
+    # check after the server cut it off: the new leader's first send keeps 20 a minute too.
+    assert HANDOVER >= GROUP_INTERVAL + SESSION_CHECK
+    assert HANDOVER >= PRIVATE_INTERVAL + SESSION_CHECK

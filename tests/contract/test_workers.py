@@ -125,8 +125,20 @@ async def _state(url: str, missing: list[tuple[int, str]]) -> str:
             " pg_stat_activity WHERE datname = current_database())"
         )
         fresh = await cursor.fetchone()
+        cursor = await conn.execute(
+            "SELECT posts.id, posts.channel, posts.post_id, posts.url, posts.stored_at,"
+            " (SELECT COUNT(*) FROM matches WHERE matches.post_id = posts.id) AS matches,"
+            " (SELECT COUNT(*) FROM outbox WHERE outbox.post_id = posts.id) AS messages"
+            " FROM posts WHERE url = ANY(%s) OR post_id = ANY(%s) ORDER BY id",
+            (
+                sorted({url for _, url in missing}),
+                sorted({url.rsplit("/", 1)[1] for _, url in missing}),
+            ),
+        )
+        posts = await cursor.fetchall()
     lines = [f"{len(missing)} missing, e.g. {missing[:5]}; fresh rows, live pids: {fresh}"]
     lines += [repr(row) for row in rows[:20]]
+    lines += ["posts:"] + [repr(row) for row in posts]
     return "\n".join(lines)
 
 

@@ -34,9 +34,11 @@ ROLE_SPACE = 0x64726F6C  # 'drol': the two-key advisory space of roles
 SOURCE_SPACE = 0x64737263  # 'dsrc': of sources (the key is the source's id)
 ROLES = {"leader": 1}
 # Seconds a new leader waits before sending: the one before may have sent up to its last
-# moment (Telegram's windows are a second), or, if the server ended its session, until it
-# noticed (it checks every second: bot/app.py SESSION_CHECK).
-HANDOVER = 2.5
+# moment, or, if the server ended its session, until it noticed (it checks every second:
+# bot/app.py SESSION_CHECK). The longest spacing the pacer keeps is a group's, 3.1 s (20 a
+# minute: bot/delivery/sender.py GROUP_INTERVAL), so waiting that plus the second keeps every
+# limit across the change, a group's included.
+HANDOVER = 4.2
 # Both ends watch the connections: a worker whose machine vanished frees what it held within
 # ~20 s (the server's side), and a worker notices a dead link as soon (the client's side).
 KEEPALIVE: dict[str, Any] = {

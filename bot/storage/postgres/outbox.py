@@ -30,7 +30,8 @@ ERROR_LENGTH = 500  # characters of an error kept with a row, as on SQLite
 # the outbox in one statement: an alert is never in both, nor in neither. Alerts go in post
 # order (ids follow the SELECT's order), so each chat's queue keeps its posts' order; an alert
 # a chat has already is not filed twice. (The function's CTE is evaluated once, whole: it
-# changes data.)
+# changes data. Its rows carry their post's time: this statement's snapshot may not show a
+# post saved while it ran, whose alerts the function took.)
 _FILE = """
 WITH moved AS (
     SELECT * FROM fresh_alerts_take(%(chats)s::bigint[], %(n)s::integer)
@@ -38,9 +39,9 @@ WITH moved AS (
     INSERT INTO outbox (kind, chat_id, post_id, queries, spans, created_at, next_attempt_at,
         failed_at, last_error)
     SELECT 'alert', moved.chat_id, moved.post_id, moved.queries, moved.spans,
-        posts.updated_at, %(now)s::timestamptz, %(failed_at)s::timestamptz,
+        moved.queued_at, %(now)s::timestamptz, %(failed_at)s::timestamptz,
         %(error)s::text
-    FROM moved JOIN posts ON posts.id = moved.post_id
+    FROM moved WHERE moved.queued_at IS NOT NULL  -- (NULL: the post is gone)
     ORDER BY moved.post_id, moved.chat_id
     ON CONFLICT DO NOTHING
     RETURNING 1

@@ -340,10 +340,10 @@ WITH fresh AS (
 INSERT INTO outbox (kind, chat_id, post_id, queries, spans, created_at, next_attempt_at,
     failed_at, last_error)
 SELECT 'alert', CASE WHEN filed.twin THEN filed.chat_id ELSE %(new)s END, filed.post_id,
-    filed.queries, filed.spans, posts.updated_at, %(now)s,
+    filed.queries, filed.spans, filed.queued_at, %(now)s,
     CASE WHEN filed.twin THEN %(now)s::timestamptz END,
     CASE WHEN filed.twin THEN %(why)s END
-FROM filed JOIN posts ON posts.id = filed.post_id
+FROM filed WHERE filed.queued_at IS NOT NULL
 ORDER BY filed.post_id, filed.chat_id
 ON CONFLICT DO NOTHING
 """

@@ -38,14 +38,21 @@ CREATE TRIGGER fresh_alerts_notify AFTER INSERT ON fresh_alerts
 -- oldest `n` in post and chat order. A post's row keeps what was not taken, and goes when
 -- nothing is left. The rows are locked in post order, so two takers wait for each other in
 -- that order, and the second finds what the first left.
+--
+-- Each alert comes with its post's `updated_at` (when it was queued, for the outbox row),
+-- read here: the function's statements see what was committed after the calling statement
+-- began (a post saved meanwhile, with its alerts), which the caller's own snapshot does not,
+-- so a caller joining `posts` itself would drop those alerts after they were taken.
 CREATE FUNCTION fresh_alerts_take(wanted bigint[], n integer)
-RETURNS TABLE (post_id bigint, chat_id bigint, queries jsonb, spans jsonb)
+RETURNS TABLE (post_id bigint, chat_id bigint, queries jsonb, spans jsonb,
+    queued_at timestamptz)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     fresh record;
     room integer := n;
     taken integer;
+    queued timestamptz;
 BEGIN
     FOR fresh IN
         SELECT f.post_id, f.alerts FROM fresh_alerts AS f
@@ -54,9 +61,10 @@ BEGIN
         FOR UPDATE
     LOOP
         EXIT WHEN wanted IS NULL AND room <= 0;
+        SELECT posts.updated_at INTO queued FROM posts WHERE posts.id = fresh.post_id;
         RETURN QUERY
             SELECT fresh.post_id, (element.alert ->> 'chat_id')::bigint,
-                element.alert -> 'queries', element.alert -> 'spans'
+                element.alert -> 'queries', element.alert -> 'spans', queued
             FROM jsonb_array_elements(fresh.alerts) WITH ORDINALITY AS element (alert, ord)
             WHERE CASE WHEN wanted IS NULL THEN element.ord <= room
                 ELSE (element.alert ->> 'chat_id')::bigint = ANY (wanted) END
