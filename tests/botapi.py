@@ -374,6 +374,7 @@ class FloodControl:
         self.group_per_minute = group_per_minute
         self.tolerance = tolerance
         self._all: deque[float] = deque()
+        self.refused: list[str] = []  # why each refused message was refused
         self._by_chat: dict[int, deque[float]] = {}
 
     def admit(self, chat_id: int, now: float) -> bool:
@@ -382,13 +383,16 @@ class FloodControl:
         Returns False, recording nothing, if the message breaks a limit.
         """
         if self._in_window(self._all, now, GLOBAL_WINDOW) >= self.global_per_second:
+            self.refused.append(f"{self.global_per_second + 1} in a second (chat {chat_id})")
             return False
         chat = self._by_chat.get(chat_id)
         if chat is not None:
             if chat_id > 0:
                 if self._in_window(chat, now, PRIVATE_WINDOW) >= self.private_per_second:
+                    self.refused.append(f"chat {chat_id}: {now - chat[-1]:.3f} s after its last")
                     return False
             elif chat_id < 0 and self._in_window(chat, now, GROUP_WINDOW) >= self.group_per_minute:
+                self.refused.append(f"group {chat_id}: over {self.group_per_minute} a minute")
                 return False
         self.record(chat_id, now)
         return True
