@@ -97,6 +97,11 @@ class Matcher:
         """The subscriptions a text matches, worked out off the event loop."""
         return await self._on_thread(lambda: self._index.match(text))
 
+    async def find_records(self, text: str) -> list[MatchRecord]:
+        """`find`, as the records storage takes, made on the matcher's thread too (a popular
+        post's hundreds of records would otherwise be made on the event loop)."""
+        return await self._on_thread(lambda: _records(self._index.match(text)))
+
     def match(self, text: str) -> list[Hit]:
         """`find` on the caller's thread (tools and tests; the service uses `find`)."""
         return self._index.match(text)
@@ -164,17 +169,7 @@ class Ingest:
             alert = existing is not None and existing.post.text != post.text
         elif self._seen.get(key) == text:
             alert = False  # read again, unchanged
-        hits = await self._matcher.find(post.text) if alert else []
-        records = [
-            MatchRecord(
-                hit.subscription.id,
-                hit.subscription.chat_id,
-                hit.subscription.query,
-                hit.spans,
-                hit.subscription.mode == MODE_DIGEST,
-            )
-            for hit in hits
-        ]
+        records = await self._matcher.find_records(post.text) if alert else []
         result = await self._storage.save_post(post, records, source_id=source_id, cursor=cursor)
         self._seen[key] = text
         self._seen.move_to_end(key)
@@ -190,6 +185,19 @@ class Ingest:
             )
             self._outbox_ready.set()
         return result
+
+
+def _records(hits: list[Hit]) -> list[MatchRecord]:
+    return [
+        MatchRecord(
+            hit.subscription.id,
+            hit.subscription.chat_id,
+            hit.subscription.query,
+            hit.spans,
+            hit.subscription.mode == MODE_DIGEST,
+        )
+        for hit in hits
+    ]
 
 
 def is_news(post: Post, added_at: datetime | None) -> bool:
