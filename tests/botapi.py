@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import mimetypes
 import re
@@ -383,7 +384,14 @@ class FloodControl:
         Returns False, recording nothing, if the message breaks a limit.
         """
         if self._in_window(self._all, now, GLOBAL_WINDOW) >= self.global_per_second:
-            self.refused.append(f"{self.global_per_second + 1} in a second (chat {chat_id})")
+            times = [*self._all, now]
+            gaps = sorted(
+                round(later - earlier, 3) for earlier, later in itertools.pairwise(times)
+            )
+            self.refused.append(
+                f"{self.global_per_second + 1} in a second (chat {chat_id}):"
+                f" {times[-1] - times[0]:.3f} s from first to last, closest gaps {gaps[:4]}"
+            )
             return False
         chat = self._by_chat.get(chat_id)
         if chat is not None:
