@@ -103,7 +103,7 @@ class Matcher:
         return await self._on_thread(lambda: _records(self._index.match(text)))
 
     def match(self, text: str) -> list[Hit]:
-        """`find` on the caller's thread (tools and tests; the service uses `find`)."""
+        """`find` on the caller's thread (tools and tests; the service uses `find_records`)."""
         return self._index.match(text)
 
     def spans_of(self, query: str, view: PostView) -> list[Span] | None:

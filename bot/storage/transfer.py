@@ -29,8 +29,6 @@ from bot.storage.postgres import PostgresStorage
 from bot.storage.sqlite import SqliteStorage
 
 BATCH = 5_000  # rows per transaction on the destination
-FRESH_ALERTS = "fresh_alerts"
-FRESH_POSTS_BATCH = 100  # posts' waiting alerts per transaction
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -63,6 +61,9 @@ class Table:
     key: tuple[str, ...]
     columns: tuple[tuple[str, Callable[[Any], Any]], ...]
     identity: bool = False  # `id` is a generated identity whose sequence must move on
+    # PostgreSQL holds a post's rows as one (`fresh_alerts`, its migration 0006: `chats`
+    # and `alerts` in chat order): rows are merged into their post's, not copied one for one.
+    by_post: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -136,8 +137,12 @@ TABLES = (
         ("post_id", "subscription_id"),
         _columns("post_id subscription_id chat_id query created_at", created_at=_micros),
     ),
-    # One row per post on PostgreSQL (its migration 0006): copied by `_copy_fresh_alerts`.
-    Table("fresh_alerts", ("post_id", "chat_id"), _columns("post_id chat_id queries spans")),
+    Table(
+        "fresh_alerts",
+        ("post_id", "chat_id"),
+        _columns("post_id chat_id queries spans", queries=json.loads, spans=json.loads),
+        by_post=True,
+    ),
     Table(
         "outbox",
         ("id",),
@@ -190,7 +195,7 @@ def _copy_all(source: Path, destination: str, progress: Progress) -> list[Count]
             for table in TABLES:
                 _copy(reader, writer, table, progress)
             _move_sequences(writer)
-            return [_count(reader, writer, table.name) for table in TABLES]
+            return [_count(reader, writer, table) for table in TABLES]
     finally:
         reader.close()
 
@@ -198,66 +203,45 @@ def _copy_all(source: Path, destination: str, progress: Progress) -> list[Count]
 def _copy(
     reader: sqlite3.Connection, writer: psycopg.Connection[Any], table: Table, progress: Progress
 ) -> None:
-    if table.name == FRESH_ALERTS:
-        _copy_fresh_alerts(reader, writer, progress)
-        return
     total = _source_rows(reader, table.name)
     # Copied in key order, so what the destination holds is everything up to its last key.
-    done = _destination_rows(writer, table.name)
+    done = _destination_rows(writer, table)
     progress(table.name, done, total)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, table.names))
-    )
-    converters = [convert for _, convert in table.columns]
     for batch in _batches(reader, table, _last_key(writer, table)):
-        with writer.transaction(), writer.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in batch:
-                copy.write_row(
-                    [convert(value) for convert, value in zip(converters, row, strict=True)]
-                )
+        with writer.transaction(), writer.cursor() as cursor:
+            _write(cursor, table, batch)
         done += len(batch)
         progress(table.name, done, total)
 
 
-def _copy_fresh_alerts(
-    reader: sqlite3.Connection, writer: psycopg.Connection[Any], progress: Progress
-) -> None:
-    """SQLite's alerts waiting to be filed (one row per chat and post) as PostgreSQL holds them
-    (one row per post, its chats' alerts in chat order), a batch of posts per transaction."""
-    total = _source_rows(reader, FRESH_ALERTS)
-    done = _destination_rows(writer, FRESH_ALERTS)
-    progress(FRESH_ALERTS, done, total)
-    row = writer.execute("SELECT MAX(post_id) FROM fresh_alerts").fetchone()
-    after = row[0] if row is not None and row[0] is not None else None
-    while True:
-        where = "" if after is None else "WHERE post_id > ?"
-        posts = reader.execute(
-            f"SELECT post_id FROM fresh_alerts {where} GROUP BY post_id ORDER BY post_id LIMIT ?",
-            (() if after is None else (after,)) + (FRESH_POSTS_BATCH,),
-        ).fetchall()
-        if not posts:
-            return
-        first, last = posts[0][0], posts[-1][0]
-        grouped: dict[int, list[dict[str, Any]]] = {}
-        for post_id, chat_id, queries, spans in reader.execute(
-            "SELECT post_id, chat_id, queries, spans FROM fresh_alerts"
-            " WHERE post_id BETWEEN ? AND ? ORDER BY post_id, chat_id",
-            (first, last),
-        ):
-            grouped.setdefault(post_id, []).append(
-                {"chat_id": chat_id, "queries": json.loads(queries), "spans": json.loads(spans)}
-            )
-        with writer.transaction(), writer.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO fresh_alerts (post_id, chats, alerts) VALUES (%s, %s, %s)",
-                [
-                    (post_id, [alert["chat_id"] for alert in alerts], Jsonb(alerts))
-                    for post_id, alerts in grouped.items()
-                ],
-            )
-        done += sum(len(alerts) for alerts in grouped.values())
-        progress(FRESH_ALERTS, done, total)
-        after = last
+def _write(cursor: psycopg.Cursor[Any], table: Table, batch: list[Sequence[Any]]) -> None:
+    """One batch of SQLite rows, in key order, into the destination."""
+    converters = [convert for _, convert in table.columns]
+    rows = [
+        [convert(value) for convert, value in zip(converters, row, strict=True)] for row in batch
+    ]
+    if table.by_post:
+        # A post's rows may span two batches: the later ones join its row, in chat order.
+        cursor.executemany(
+            "INSERT INTO fresh_alerts AS fresh (post_id, chats, alerts)"
+            " VALUES (%s, %s, %s) ON CONFLICT (post_id) DO UPDATE SET"
+            " chats = fresh.chats || excluded.chats, alerts = fresh.alerts || excluded.alerts",
+            [
+                (
+                    post_id,
+                    [chat_id],
+                    Jsonb([{"chat_id": chat_id, "queries": queries, "spans": spans}]),
+                )
+                for post_id, chat_id, queries, spans in rows
+            ],
+        )
+        return
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, table.names))
+    )
+    with cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def _batches(
@@ -289,24 +273,28 @@ def _source_rows(reader: sqlite3.Connection, name: str) -> int:
     return int(reader.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0])
 
 
-def _destination_rows(writer: psycopg.Connection[Any], name: str) -> int:
-    count = sql.SQL("COALESCE(SUM(cardinality(chats)), 0)" if name == FRESH_ALERTS else "COUNT(*)")
+def _destination_rows(writer: psycopg.Connection[Any], table: Table) -> int:
+    """The destination's rows, counted as SQLite's (a post's alerts, one for each chat)."""
+    count = sql.SQL("COALESCE(SUM(cardinality(chats)), 0)" if table.by_post else "COUNT(*)")
     row = writer.execute(
-        sql.SQL("SELECT {} FROM {}").format(count, sql.Identifier(name))
+        sql.SQL("SELECT {} FROM {}").format(count, sql.Identifier(table.name))
     ).fetchone()
     return int(row[0]) if row is not None else 0
 
 
 def _last_key(writer: psycopg.Connection[Any], table: Table) -> tuple[Any, ...] | None:
     """The greatest key the destination holds, as SQLite stores it (None: empty)."""
-    key = sql.SQL(", ").join(map(sql.Identifier, table.key))
-    row = writer.execute(
-        sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT 1").format(
-            key,
+    if table.by_post:  # (post_id, chat_id): the last post's last chat
+        query = sql.SQL(
+            "SELECT post_id, chats[cardinality(chats)] FROM {} ORDER BY post_id DESC LIMIT 1"
+        ).format(sql.Identifier(table.name))
+    else:
+        query = sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT 1").format(
+            sql.SQL(", ").join(map(sql.Identifier, table.key)),
             sql.Identifier(table.name),
             sql.SQL(", ").join(sql.SQL("{} DESC").format(sql.Identifier(k)) for k in table.key),
         )
-    ).fetchone()
+    row = writer.execute(query).fetchone()
     if row is None:
         return None
     return tuple(_as_stored(value) for value in row)
@@ -328,5 +316,5 @@ def _move_sequences(writer: psycopg.Connection[Any]) -> None:
             )
 
 
-def _count(reader: sqlite3.Connection, writer: psycopg.Connection[Any], name: str) -> Count:
-    return Count(name, _source_rows(reader, name), _destination_rows(writer, name))
+def _count(reader: sqlite3.Connection, writer: psycopg.Connection[Any], table: Table) -> Count:
+    return Count(table.name, _source_rows(reader, table.name), _destination_rows(writer, table))

@@ -141,6 +141,41 @@ async def test_an_interrupted_copy_goes_on_where_it_stopped(
     assert all(count.equal for count in counts), counts
 
 
+async def test_waiting_alerts_copied_in_two_runs_stay_whole_and_in_order(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL holds a post's waiting alerts in one row: a copy stopped between two rows
+    # of the same post goes on into that row, in chat order.
+    await _empty_tables(postgres_url)
+    source = tmp_path / "dozor.sqlite3"
+    await _deployment(source)
+    monkeypatch.setattr(transfer_module, "BATCH", 2)  # a post's 3 alerts over two batches
+
+    class Stopped(Exception):
+        pass
+
+    def interrupt(table: str, done: int, total: int) -> None:
+        if table == "fresh_alerts" and done == 2:
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        await migrate(source, postgres_url, interrupt)
+    counts = await migrate(source, postgres_url, lambda *step: None)
+    assert all(count.equal for count in counts), counts
+    copied = await PostgresStorage.open(postgres_url)
+    original = await SqliteStorage.open(source)
+    try:
+        for store in (copied, original):
+            while await store.file_alerts():
+                pass
+        assert _waiting(await copied.pending_messages(_later(), 1000)) == _waiting(
+            await original.pending_messages(_later(), 1000)
+        )
+    finally:
+        await original.close()
+        await copied.close()
+
+
 async def test_a_database_in_use_by_a_service_is_not_copied(
     tmp_path: Path, postgres_url: str
 ) -> None:
