@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from bot import cli
 from bot.domain import MODE_DIGEST, Post, Span
-from bot.storage import DatabaseInUse, SqliteStorage
+from bot.storage import DatabaseInUse, SqliteStorage, Storage
 from bot.storage import transfer as transfer_module
 from bot.storage.postgres import PostgresStorage
 from bot.storage.records import MatchRecord, PendingMessage
@@ -73,6 +74,35 @@ def _waiting(messages: list[PendingMessage]) -> list[tuple[int, str | None, tupl
     return [(m.chat_id, m.post.post.post_id if m.post else m.text, m.queries) for m in messages]
 
 
+class Stopped(Exception):
+    """A copy stopped as a kill would stop it, between two batches."""
+
+
+async def _stopped_then_resumed(
+    source: Path, url: str, stop: Callable[[str, int, int], bool]
+) -> None:
+    """Copy until `stop(table, done, total)` holds, then copy again: the counts agree."""
+
+    def interrupt(table: str, done: int, total: int) -> None:
+        if stop(table, done, total):
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        await migrate(source, url, interrupt)
+    counts = await migrate(source, url, lambda *step: None)
+    assert all(count.equal for count in counts), counts
+
+
+async def _assert_filed_alike(copied: Storage, original: Storage) -> None:
+    """Both engines file their waiting alerts into the same messages."""
+    for store in (copied, original):
+        while await store.file_alerts():
+            pass
+    assert _waiting(await copied.pending_messages(_later(), 1000)) == _waiting(
+        await original.pending_messages(_later(), 1000)
+    )
+
+
 async def test_a_deployment_is_copied_and_counted_equal(tmp_path: Path, postgres_url: str) -> None:
     await _empty_tables(postgres_url)
     source = tmp_path / "dozor.sqlite3"
@@ -102,13 +132,7 @@ async def test_a_deployment_is_copied_and_counted_equal(tmp_path: Path, postgres
                 "jsonl", "milinfo", "3"
             )
             assert await copied.outbox_counts() == await original.outbox_counts()
-            # The alerts waiting to be filed are filed alike.
-            for store in (copied, original):
-                while await store.file_alerts():
-                    pass
-            assert _waiting(await copied.pending_messages(_later(), 1000)) == _waiting(
-                await original.pending_messages(_later(), 1000)
-            )
+            await _assert_filed_alike(copied, original)  # the alerts waiting to be filed
         finally:
             await original.close()
         # New rows get new ids: the identity sequences moved past the copied ones.
@@ -126,19 +150,10 @@ async def test_an_interrupted_copy_goes_on_where_it_stopped(
     source = tmp_path / "dozor.sqlite3"
     await _deployment(source)
     monkeypatch.setattr(transfer_module, "BATCH", 7)
-
-    class Stopped(Exception):
-        pass
-
-    def interrupt(table: str, done: int, total: int) -> None:
-        if table == "matches" and 0 < done < total:
-            raise Stopped  # as a kill would, between two batches
-
-    with pytest.raises(Stopped):
-        await migrate(source, postgres_url, interrupt)
     # Again: a row copied twice would break a primary key; one skipped, the counts.
-    counts = await migrate(source, postgres_url, lambda *step: None)
-    assert all(count.equal for count in counts), counts
+    await _stopped_then_resumed(
+        source, postgres_url, lambda table, done, total: table == "matches" and 0 < done < total
+    )
 
 
 async def test_waiting_alerts_copied_in_two_runs_stay_whole_and_in_order(
@@ -150,27 +165,13 @@ async def test_waiting_alerts_copied_in_two_runs_stay_whole_and_in_order(
     source = tmp_path / "dozor.sqlite3"
     await _deployment(source)
     monkeypatch.setattr(transfer_module, "BATCH", 2)  # a post's 3 alerts over two batches
-
-    class Stopped(Exception):
-        pass
-
-    def interrupt(table: str, done: int, total: int) -> None:
-        if table == "fresh_alerts" and done == 2:
-            raise Stopped
-
-    with pytest.raises(Stopped):
-        await migrate(source, postgres_url, interrupt)
-    counts = await migrate(source, postgres_url, lambda *step: None)
-    assert all(count.equal for count in counts), counts
+    await _stopped_then_resumed(
+        source, postgres_url, lambda table, done, total: table == "fresh_alerts" and done == 2
+    )
     copied = await PostgresStorage.open(postgres_url)
     original = await SqliteStorage.open(source)
     try:
-        for store in (copied, original):
-            while await store.file_alerts():
-                pass
-        assert _waiting(await copied.pending_messages(_later(), 1000)) == _waiting(
-            await original.pending_messages(_later(), 1000)
-        )
+        await _assert_filed_alike(copied, original)
     finally:
         await original.close()
         await copied.close()
