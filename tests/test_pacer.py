@@ -14,6 +14,8 @@ from bot.delivery.sender import (
     GLOBAL_HEADROOM,
     GLOBAL_RATE,
     REPLY_RUN,
+    STALL_FORGET,
+    STALL_MARGIN_MAX,
     Pacer,
     Priority,
     SlotSchedule,
@@ -33,10 +35,10 @@ class Clock:
 
 
 def schedule(
-    interval: float = 0.1, private: float = 1.0, group: float = 3.0, slack: float = 0.0
+    interval: float = 0.1, private: float = 1.0, group: float = 3.0, window: int = 30
 ) -> SlotSchedule[str]:
     return SlotSchedule(
-        interval=interval, private_interval=private, group_interval=group, slack=slack
+        interval=interval, private_interval=private, group_interval=group, window=window
     )
 
 
@@ -149,25 +151,76 @@ def test_spacing_holds_overall_and_per_chat() -> None:
         assert all(b - a >= gap - 1e-9 for a, b in itertools.pairwise(own))
 
 
-def test_late_grants_keep_the_pace_but_never_burst() -> None:
-    clock = Clock()
-    slots = schedule(interval=0.1, private=0.0, slack=0.005)
-    for n in range(40):
-        slots.add(n + 1, BULK, str(n), clock.now)
-    moments = []
-    for _ in range(20):  # every grant 4 ms late, as timers are: the grid is kept
+def _take_late(slots: SlotSchedule[str], clock: Clock, late: float) -> float:
+    """Take the next slot `late` seconds after it falls due; the moment it was granted."""
+    taken = slots.take(clock.now)
+    while not isinstance(taken, tuple):
+        clock.now += taken + late
         taken = slots.take(clock.now)
-        while not isinstance(taken, tuple):
-            clock.now += taken + 0.004
-            taken = slots.take(clock.now)
-        moments.append(clock.now)
-    assert moments[-1] - moments[0] == pytest.approx(1.9 + 0.004, abs=1e-6)
-    # Any 11 slots span at least 10 intervals less the slack.
-    assert all(b - a >= 1.0 - 0.005 for a, b in zip(moments, moments[10:], strict=False))
-    clock.now += 2.0  # the loop was stuck for 2 s: the missed slots are not caught up
-    first = slots.take(clock.now)
-    assert isinstance(first, tuple)
-    assert slots.take(clock.now) == pytest.approx(0.1)
+    return clock.now
+
+
+def _spans(moments: list[float], window: int) -> list[float]:
+    """How long each run of window + 1 consecutive slots lasted."""
+    return [b - a for a, b in zip(moments, moments[window:], strict=False)]
+
+
+def test_late_grants_are_caught_up_within_the_window() -> None:
+    clock = Clock()
+    slots = schedule(interval=0.1, private=0.0, window=10)
+    for n in range(60):
+        slots.add(n + 1, BULK, str(n), clock.now)
+    # Every grant 4 ms late, as timers are: the grid is kept; the window, which counts from
+    # the moments slots were actually granted and widens by the lateness seen, costs a few ms
+    # in all (restarting the spacing at each grant would cost 4 ms a slot).
+    moments = [_take_late(slots, clock, 0.004) for _ in range(20)]
+    assert 1.9 < moments[-1] - moments[0] < 1.9 + 4 * 0.004
+    assert slots.margin == pytest.approx(0.004)
+    # One 150 ms late (a busy event loop): the window widens by the stall (the same stall
+    # could hold a message up on its way out), so the slots missed are not caught up ...
+    moments.append(_take_late(slots, clock, 0.15))
+    assert slots.margin == pytest.approx(0.15)
+    moments += [_take_late(slots, clock, 0.0) for _ in range(12)]
+    assert min(_spans(moments, 10)) >= 1.0 - 1e-9
+    assert min(_spans(moments[20:], 10)) >= 1.15 - 1.2 * STALL_FORGET
+    # ... and the widening is forgotten at STALL_FORGET seconds a second.
+    assert slots.margin == pytest.approx(0.15 - (clock.now - moments[20]) * STALL_FORGET)
+
+
+def test_after_a_long_stall_missed_slots_are_not_made_up_and_the_pace_eases() -> None:
+    clock = Clock()
+    slots = schedule(interval=0.1, private=0.0, window=10)
+    for n in range(200):
+        slots.add(n + 1, BULK, str(n), clock.now)
+    moments = [_take_late(slots, clock, 0.0) for _ in range(15)]
+    assert slots.margin == 0.0
+    clock.now += 2.0  # the loop was stuck for 2 s
+    moments += [_take_late(slots, clock, 0.0) for _ in range(25)]
+    after = moments[15:]
+    # At most three intervals' worth is caught up (CATCH_UP_LAG), half an interval apart ...
+    assert [round(b - a, 6) for a, b in itertools.pairwise(after[:8])] == [0.05] * 6 + [0.1]
+    # ... the window widens, at most by STALL_MARGIN_MAX: 11 slots span 1.5 s, not 1 s ...
+    assert min(_spans(moments, 10)) >= 1.0 - 1e-9
+    assert after[-1] - after[-11] > 1.0 + STALL_MARGIN_MAX - 2.5 * STALL_FORGET
+    # ... and the margin is forgotten as calm slots go by: the grid's pace again.
+    moments += [_take_late(slots, clock, 0.0) for _ in range(150)]
+    assert slots.margin == 0.0
+    assert moments[-1] - moments[-11] == pytest.approx(1.0)
+
+
+def test_the_window_counts_from_when_a_message_left() -> None:
+    clock = Clock()
+    slots = schedule(interval=0.1, private=0.0, window=10)
+    for n in range(30):
+        slots.add(n + 1, BULK, str(n), clock.now)
+    granted = slots.take(clock.now)
+    assert isinstance(granted, tuple)
+    # Its sender was held up for 80 ms before the message left; meanwhile others were granted.
+    slots.sent(granted[1], clock.now + 0.08)
+    moments = [clock.now] + [_take_late(slots, clock, 0.0) for _ in range(10)]
+    # The 11th slot waits for a full second after the first message actually left.
+    assert moments[10] - moments[0] == pytest.approx(1.08)
+    slots.sent("not granted lately", clock.now)  # unknown tickets are ignored
 
 
 def test_a_sender_that_gave_up_costs_no_slot() -> None:

@@ -50,21 +50,28 @@ log = logging.getLogger(__name__)
 
 GLOBAL_RATE = 30.0  # Telegram's overall limit, messages per second (the SEND_RATE default)
 # Share of the overall limit the pacer grants. Telegram counts messages when they arrive, not
-# when they are granted: if one message is held up on its way (a busy event loop, a slower TCP
-# connection) while the next 30 are not, all 31 land in one second. At rate × 0.94 with slots
-# kept on a grid (see LATE_GRANT_SLACK) any 31 consecutive slots span at least
-# 30 / (30 × 0.94) - 0.005 = 1.059 s, so one message may arrive up to ~59 ms later, relative to
-# the 30th after it, before Telegram counts 31 in a second. A stall of the event loop spends
-# one slot of that (the message granted before it leaves together with the one granted right
-# after), leaving ~23 ms for the network. (A cap of N slots per second on top of 1/rate
-# spacing tolerates the same jitter at the same sustained rate, but lets denser bursts pass.)
+# when they leave: if one message is held up on its way (a busy event loop, a slower TCP
+# connection) while the next 30 are not, all 31 land in one second. At rate × 0.94 any 31
+# consecutive messages leave at least 30 / (30 × 0.94) = 1.064 s apart (the pacer keeps a
+# window of the moments its last 30 messages actually left), so one message may arrive up to
+# 64 ms later, relative to the 30th after it, before Telegram counts 31 in a second.
 # Measured on the stand-in with exact windows: at ×1.0 16 429s and 16 msg/s (the whole bot
 # paused); at ×0.94 none, 28.1 msg/s.
 GLOBAL_HEADROOM = 0.94
-# Timers fire a millisecond or two late; restarting the spacing from each late grant would
-# lose ~5% of the pace, catching up without limit would burst after a stall. A grant up to
-# this late keeps to the planned grid; a later one restarts it from now.
-LATE_GRANT_SLACK = 0.005  # seconds
+# Slots are planned on a grid one interval apart. Timers fire late and a busy event loop
+# later still; a late slot keeps the grid, and the next ones catch up, never closer together
+# than CATCH_UP_GAP intervals and never for more than CATCH_UP_LAG intervals of lateness (after
+# a longer stall the grid restarts from now: missed slots are not made up in a burst). The
+# window above holds whatever the grid allows.
+CATCH_UP_GAP = 0.5
+CATCH_UP_LAG = 3.0
+# The same stall that made a slot late can hold a message up after it left the pacer (on its
+# way through aiohttp), past the window's 64 ms: the window widens by the worst lateness seen
+# lately, forgotten at STALL_FORGET seconds per second, up to STALL_MARGIN_MAX. A calm process
+# keeps the full pace; one starved of CPU sends a little slower instead of being refused.
+STALL_FORGET = 0.05
+STALL_MARGIN_MAX = 0.5  # seconds
+CLOCK_EPSILON = 1e-9  # seconds: moments this close count as the same (float sums of intervals)
 # A whisker above Telegram's 1/s and 20/min, so network jitter never makes two sends arrive
 # closer together than the limit.
 PRIVATE_INTERVAL = 1.05  # seconds between messages to one private chat
@@ -124,6 +131,7 @@ class Sender(Protocol):
 class _Waiting(Generic[Ticket]):
     seq: int  # arrival order over all chats
     ticket: Ticket
+    since: float  # when it came
 
 
 @dataclass(eq=False, slots=True)
@@ -153,10 +161,12 @@ _Free = tuple[float, int, int, int]  # (served_at, seq, epoch, chat) of a chat f
 class SlotSchedule(Generic[Ticket]):
     """Who may send next, and when: the pacer's decisions without I/O or a clock of its own.
 
-    A slot is granted every `interval` seconds at most, to a chat at most every
-    `chat_interval(chat)` seconds. Of the chats with a message waiting that may be sent to now,
-    the highest priority wins, then the chat served least recently (never, or longer ago than
-    `memory`, ranks first), then the one whose waiting message is oldest; within one chat
+    Slots are planned `interval` seconds apart (late ones catch up, see CATCH_UP_GAP), no
+    `window + 1` of them within `window` intervals (counted from when each was granted, or
+    from when its message left, reported by `sent`), and to a chat at most one every
+    `chat_interval(chat)` seconds. Of the chats with a message waiting that may be sent to
+    now, the highest priority wins, then the chat served least recently (never, or longer ago
+    than `memory`, ranks first), then the one whose waiting message is oldest; within one chat
     messages go in order. Chats are kept in two heaps (free now; waiting for their spacing), so
     each decision costs O(log chats) however many are waiting.
     """
@@ -167,15 +177,22 @@ class SlotSchedule(Generic[Ticket]):
         interval: float,
         private_interval: float = PRIVATE_INTERVAL,
         group_interval: float = GROUP_INTERVAL,
+        window: int = int(GLOBAL_RATE),
         memory: float = FAIRNESS_MEMORY,
-        slack: float = LATE_GRANT_SLACK,
     ) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
         self.interval = interval
-        self.slack = slack
+        self._span = window * interval  # the least time from a slot to the window-th after it
+        # [ticket, moment] of the last `window` slots, oldest first: when each was granted,
+        # or when its message left, if later (see `sent`).
+        self._recent: deque[list[Any]] = deque(maxlen=window)
+        self._stall = 0.0  # the worst lateness of a slot lately, in seconds
+        self._stall_at = -math.inf  # when it was seen
         self._private_interval = private_interval
         self._group_interval = group_interval
         self._memory = memory
-        self._next_global = -math.inf
+        self._next_global = -math.inf  # the next slot on the grid, or the end of a pause
         self._lanes: OrderedDict[int, _Lane[Ticket]] = OrderedDict()  # least touched first
         # (served_at, seq, epoch, chat) of chats that may be sent to now, by priority ...
         self._free: tuple[list[_Free], ...] = tuple([] for _ in Priority)
@@ -202,7 +219,7 @@ class SlotSchedule(Generic[Ticket]):
         """Queue a message for `chat_id`; `ticket` is handed back by `take` when it may go."""
         lane = self._lane(chat_id, now)
         before = lane.head()
-        lane.queues[priority].append(_Waiting(next(self._seq), ticket))
+        lane.queues[priority].append(_Waiting(next(self._seq), ticket, now))
         self._waiting += 1
         if before is None or priority < before[0]:
             self._file(lane, now)  # the chat's rank improved: file it again
@@ -249,8 +266,9 @@ class SlotSchedule(Generic[Ticket]):
             lane = self._lanes.get(chat_id)
             if lane is not None and lane.epoch == epoch:
                 self._file(lane, now)  # its spacing is over: among the free ones now
-        if now < self._next_global:
-            return self._next_global - now
+        due = self._due()
+        if now < due - CLOCK_EPSILON:
+            return due - now
         while heap := self._next_heap():
             *_, epoch, chat_id = heapq.heappop(heap)
             lane = self._lanes.get(chat_id)
@@ -260,16 +278,19 @@ class SlotSchedule(Generic[Ticket]):
             if head is None:
                 continue
             priority, waiting = head
+            ready = max(lane.free_at, waiting.since)  # when this slot could have been granted
             lane.queues[priority].popleft()
             self._waiting -= 1
             if not alive(waiting.ticket):
                 self._file(lane, now)
                 continue
-            # On the planned grid if only a little late; after a longer delay (the loop was
-            # busy) afresh from now, so missed slots are never caught up in a burst. Any 31
-            # slots thus span at least 30 intervals - slack.
-            planned = self._next_global
-            self._next_global = (planned if now - planned <= self.slack else now) + self.interval
+            # On the grid, however late this slot is (the next ones catch up), unless it is
+            # so late that catching up would be a burst: then afresh from now.
+            planned = max(self._next_global, self._window_due(), ready)
+            self._note_lateness(now - max(due, ready), now)
+            lag = CATCH_UP_LAG * self.interval
+            self._next_global = max(planned, now - lag) + self.interval
+            self._recent.append([waiting.ticket, now])
             self._replies_in_row = self._replies_in_row + 1 if priority == Priority.REPLY else 0
             lane.served_at = now
             lane.free_at = max(lane.free_at, now + self.chat_interval(chat_id))
@@ -281,6 +302,38 @@ class SlotSchedule(Generic[Ticket]):
         if self._spaced:
             return self._spaced[0][0] - now
         return math.inf
+
+    def sent(self, ticket: Ticket, at: float) -> None:
+        """The message granted a slot for `ticket` left at `at` (after its grant: the sender
+        was busy meanwhile). The window counts from then, so a message held up on its way
+        out never lands together with the window's last."""
+        for entry in reversed(self._recent):
+            if entry[0] is ticket:
+                entry[1] = max(entry[1], at)
+                return
+
+    def _due(self) -> float:
+        """The first moment a slot may be granted, whoever it is for."""
+        due = max(self._next_global, self._window_due())
+        if self._recent:
+            due = max(due, self._recent[-1][1] + CATCH_UP_GAP * self.interval)
+        return due
+
+    @property
+    def margin(self) -> float:
+        """Seconds the window is widened by now, for the stalls seen lately."""
+        return self._stall
+
+    def _window_due(self) -> float:
+        """When the oldest slot of a full window is a window's span (and margin) ago."""
+        if len(self._recent) < (self._recent.maxlen or 0):
+            return -math.inf
+        return float(self._recent[0][1]) + self._span + self._stall
+
+    def _note_lateness(self, late: float, now: float) -> None:
+        forgotten = max(0.0, self._stall - (now - self._stall_at) * STALL_FORGET)
+        self._stall = min(STALL_MARGIN_MAX, max(late, forgotten))
+        self._stall_at = now
 
     def _next_heap(self) -> list[_Free] | None:
         """Replies first, but never more than REPLY_RUN in a row while alerts wait: a flood
@@ -361,6 +414,7 @@ class Pacer:
             interval=1.0 / (rate * headroom),
             private_interval=private_interval,
             group_interval=group_interval,
+            window=max(1, int(rate)),
         )
         self._clock = clock
         self._wake = asyncio.Event()
@@ -418,6 +472,8 @@ class Pacer:
         except asyncio.CancelledError:
             self._schedule.remove(chat_id, granted, self._clock())
             raise
+        # The caller sends right away; this moment, not the grant's, is when the message left.
+        self._schedule.sent(granted, self._clock())
 
     async def _grant(self) -> None:
         """Hand out slots while anyone waits; sleeps between slots, wakes for news."""
