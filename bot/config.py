@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     digest_time: time = time(8, 0)
     timezone: str = "UTC"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["plain", "json"] = "plain"
+    # Port of the /healthz and /metrics endpoint (None: no endpoint).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 (a container's port is published by choice)
     tg_api_id: int | None = None
     tg_api_hash: SecretStr | None = None
     tg_session: Path = Path("./data/telegram.session")
@@ -59,7 +63,9 @@ class Settings(BaseSettings):
     # Posts older than this many days are pruned (0: kept forever); see `Storage.prune`.
     retention_days: int = Field(default=0, ge=0, le=MAX_RETENTION_DAYS)
 
-    @field_validator("tg_api_id", "tg_api_hash", "x_bearer_token", "presets_file", mode="before")
+    @field_validator(
+        "tg_api_id", "tg_api_hash", "x_bearer_token", "presets_file", "metrics_port", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -161,6 +167,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def tz(self) -> ZoneInfo:
