@@ -5,8 +5,9 @@ Bounds, per chat (a group is one chat, whoever writes in it), chosen so that a f
 human never meets them: at most 5 updates in progress at once (being handled, or waiting for a
 slot to reply, which Telegram spaces a second apart per chat), and at most 30 a minute after a
 burst of 10 (a bucket refilled at one update every 2 s). An update beyond either bound is
-dropped before any filter or handler runs. Updates no handler takes (chatter in a group) are
-not counted against the rate.
+dropped before any filter or handler runs (a dropped button press is still answered, silently,
+so its spinner stops). Updates no handler takes (chatter in a group) are not counted against
+the rate.
 """
 
 from __future__ import annotations
@@ -162,6 +163,8 @@ class ThrottleMiddleware(BaseMiddleware):
         if verdict is Verdict.DROP_AND_NOTIFY:
             log.info("chat %d is flooding the bot; dropping its excess updates", chat_id)
             await _notify(event, data.get("bot"), data.get("catalog"), chat_id)
+        elif isinstance(event, CallbackQuery):
+            await _settle(event, chat_id)
         return None  # handled, by dropping: no other router sees it
 
 
@@ -180,6 +183,15 @@ async def _notify(
             await bot.send_message(chat_id, text)
     except (TelegramAPIError, ClientDecodeError) as exc:
         log.warning("could not tell chat %d to slow down: %s", chat_id, exc)
+
+
+async def _settle(press: CallbackQuery, chat_id: int) -> None:
+    """A dropped press is still answered, with nothing to say: an unanswered button keeps
+    spinning on the person's screen for many seconds (the episode's one toast said why)."""
+    try:
+        await press.answer()
+    except (TelegramAPIError, ClientDecodeError) as exc:
+        log.warning("could not settle a dropped press in chat %d: %s", chat_id, exc)
 
 
 def _chat_of(event: TelegramObject) -> int | None:
