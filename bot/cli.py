@@ -6,16 +6,24 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings, SettingsError, load_settings
+from bot.logs import LogFormat, make_formatter
 from bot.redact import Redactor, install_log_redaction, url_password
 from bot.storage.lock import StorageError, as_storage_error
 
+if TYPE_CHECKING:
+    from bot.domain import SourceSpec
+    from bot.storage.protocol import Storage
+
 DIGEST_DRAIN_LIMIT = 120.0  # seconds `digest --now` keeps trying before leaving it to the service
+IMPORT_PROGRESS_FROM = 20  # `sources import` shows its progress above this many sources
+IMPORT_PROGRESS = "adding sources"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +71,24 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--to", dest="target", required=True, metavar="postgresql://…", help="the database"
     )
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the configuration, the Bot API, the database, the session, the sources and"
+        " the outbox; changes nothing (exit 0 only when all is well)",
+    )
+    doctor.add_argument("--json", action="store_true", help="one JSON object, for machines")
+    backup = commands.add_parser(
+        "backup",
+        help="copy the SQLite database to PATH, consistently, while the service runs",
+    )
+    backup.add_argument("path", metavar="PATH", help="the backup file to write")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    restore = commands.add_parser(
+        "restore",
+        help="replace the SQLite database with a backup (the service stopped; the current "
+        "database is kept beside it)",
+    )
+    restore.add_argument("path", metavar="PATH", help="a file written by dozor backup")
     match = commands.add_parser(
         "match",
         help="print the ids of JSON-lines posts ({'id':..., 'text':...}) that match a query",
@@ -115,6 +141,9 @@ async def run_sources(
             print(f"dozor sources: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return 2
         specs = find_sources(text)
+        if len(specs) > IMPORT_PROGRESS_FROM:
+            await _import_many(storage, specs, out)
+            return 0
         for spec in specs:
             added = await storage.add_source(spec.text, spec.kind, origin="import")
             print(f"{'added' if added else 'already watched'}: {spec.text}", file=out)
@@ -123,6 +152,26 @@ async def run_sources(
         return 0
     finally:
         await storage.close()
+
+
+async def _import_many(storage: Storage, specs: Sequence[SourceSpec], out: TextIO) -> None:
+    """`sources import` of many links: the same line per source, with a progress bar on a
+    terminal (plain progress lines on stderr otherwise, so stdout keeps only the sources)."""
+    from bot.progress import progress_printer
+
+    added_count = 0
+    with progress_printer(out, sys.stderr) as (report, say):
+        report(IMPORT_PROGRESS, 0, len(specs))
+        for done, spec in enumerate(specs, start=1):
+            added = await storage.add_source(spec.text, spec.kind, origin="import")
+            added_count += int(added)
+            say(f"{'added' if added else 'already watched'}: {spec.text}")
+            report(IMPORT_PROGRESS, done, len(specs))
+    print(
+        f"{len(specs)} sources found: {added_count} added, "
+        f"{len(specs) - added_count} already watched",
+        file=sys.stderr,
+    )
 
 
 def _read_text(path: str) -> str:
@@ -161,13 +210,15 @@ def run_match(query: str, lines: Iterable[str], out: TextIO, err: TextIO, explai
     return 0
 
 
-def _configure_logging(level: str, redact: Redactor | None = None) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    install_log_redaction(redact or Redactor())
+def _configure_logging(
+    level: str, redact: Redactor | None = None, fmt: LogFormat = "plain"
+) -> None:
+    """Log to stderr at `level`, as plain lines or JSON (LOG_FORMAT), secrets redacted."""
+    redact = redact or Redactor()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(make_formatter(fmt, redact))
+    logging.basicConfig(level=level, handlers=[handler])
+    install_log_redaction(redact)
     # aiogram logs every update at INFO; that is noise for an operator.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -283,6 +334,91 @@ def run_migrate(source: str, target: str, out: TextIO, err: TextIO) -> int:
     return 1
 
 
+def run_backup(settings: Settings, path: str, force: bool, out: TextIO, err: TextIO) -> int:
+    """`dozor backup PATH`: 0 once a checked copy is at PATH; 2 when refused (PATH exists,
+    no database, PostgreSQL) or the copy failed its check, nothing written; 1 on an I/O error."""
+    from pathlib import Path
+
+    from bot.backup import BackupError, backup, postgres_guidance
+    from bot.progress import progress_reporter
+
+    if settings.database_value() is not None:
+        print(f"dozor backup: {postgres_guidance('backup', path)}", file=err)
+        return 2
+    try:
+        with progress_reporter(out) as progress:
+            copy = backup(settings.dozor_db, Path(path), force=force, progress=progress)
+    except BackupError as exc:
+        print(f"dozor backup: {exc}", file=err)
+        return 2
+    except OSError as exc:
+        print(f"dozor backup: {exc.strerror or exc} ({exc.filename or path})", file=err)
+        return 1
+    print(f"backup written: {copy.path} ({_size(copy.size)}, checked: integrity ok)", file=out)
+    _print_counts(copy.schema, copy.counts, out)
+    return 0
+
+
+def run_restore(settings: Settings, path: str, out: TextIO, err: TextIO) -> int:
+    """`dozor restore PATH`: 0 once the backup is the database (the old one kept beside it);
+    2 when refused (a service runs, the backup is damaged or not a Dozor database, PostgreSQL),
+    nothing changed; 1 on an I/O error."""
+    from pathlib import Path
+
+    from bot.backup import BackupError, latest_migration, postgres_guidance, restore
+    from bot.progress import progress_reporter
+    from bot.storage.lock import DatabaseInUse
+
+    if settings.database_value() is not None:
+        print(f"dozor restore: {postgres_guidance('restore', path)}", file=err)
+        return 2
+    try:
+        with progress_reporter(out) as progress:
+            done = restore(Path(path), settings.dozor_db, progress=progress)
+    except DatabaseInUse as exc:
+        who = f"process {exc.pid}" if exc.pid else "another process"
+        print(
+            f"dozor restore: {settings.dozor_db} is in use by a running Dozor service ({who}); "
+            "stop it, then restore",
+            file=err,
+        )
+        return 2
+    except BackupError as exc:
+        print(f"dozor restore: {exc}; nothing was changed", file=err)
+        return 2
+    except OSError as exc:
+        print(f"dozor restore: {exc.strerror or exc} ({exc.filename or path})", file=err)
+        return 1
+    print(f"restored: {done.copy.path} from {path} ({_size(done.copy.size)})", file=out)
+    _print_counts(done.copy.schema, done.copy.counts, out)
+    if done.kept is not None:
+        print(f"the previous database is kept as {done.kept}", file=out)
+    else:
+        print("there was no database before: nothing was replaced", file=out)
+    if done.copy.schema < latest_migration():
+        print(
+            f"the backup has schema {done.copy.schema}; the service migrates it to "
+            f"{latest_migration()} when it starts",
+            file=out,
+        )
+    return 0
+
+
+def _print_counts(schema: int, counts: dict[str, int], out: TextIO) -> None:
+    print(f"  {'schema':<14} {schema:>12}", file=out)
+    for table, rows in counts.items():
+        print(f"  {table:<14} {rows:>12,}", file=out)
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size:,} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size:,} bytes"  # not reached
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "match":  # offline: needs no settings
@@ -295,12 +431,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"dozor match: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return 2
     if args.command == "migrate":  # both databases are named: needs no settings
-        _configure_logging("WARNING")
+        _configure_logging("WARNING", fmt=_log_format_alone())
         return run_migrate(args.source, args.target, sys.stdout, sys.stderr)
+    if args.command == "doctor":  # reports broken settings itself
+        from bot.doctor import run_doctor
+
+        _configure_logging("WARNING", fmt=_log_format_alone())
+        return run_doctor(sys.stdout, as_json=args.json)
     if args.command == "demo":  # offline: needs no settings and no token
         from bot.demo import run_demo
 
-        _configure_logging("WARNING")
+        _configure_logging("WARNING", fmt=_log_format_alone())
         return asyncio.run(run_demo())
     try:
         settings = load_settings()
@@ -308,11 +449,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dozor: {exc}", file=sys.stderr)
         return 2
     redact = Redactor(settings.secrets())
-    _configure_logging(settings.log_level, redact)
+    _configure_logging(settings.log_level, redact, settings.log_format)
     try:
         return _run_command(args, settings, redact)
     except (SettingsError, StorageError) as exc:
-        print(f"dozor: {redact(str(exc))}", file=sys.stderr)
+        _stopped(f"dozor: {redact(str(exc))}", settings.log_format)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -327,16 +468,39 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "dozor stopped on an unexpected error", exc_info=exc
             )
             return 1
-        print(f"dozor: {redact(str(problem))}", file=sys.stderr)
+        _stopped(f"dozor: {redact(str(problem))}", settings.log_format)
         return 2
 
 
+def _stopped(line: str, fmt: LogFormat) -> None:
+    """The one line a command stops with: as it is on stderr, or with LOG_FORMAT=json as a
+    CRITICAL record (one JSON line), so a log collector reading the service parses it too."""
+    if fmt == "json":
+        logging.getLogger("bot.cli").critical(line)
+    else:
+        print(line, file=sys.stderr)
+
+
+def _log_format_alone() -> LogFormat:
+    """LOG_FORMAT for the commands that need no settings (`migrate`, `demo`): from the
+    settings when they can be read, else from the environment alone."""
+    try:
+        return load_settings().log_format
+    except SettingsError:
+        value = os.environ.get("LOG_FORMAT", "").strip().lower()
+        return "json" if value == "json" else "plain"
+
+
 def _run_command(args: argparse.Namespace, settings: Settings, redact: Redactor) -> int:
-    """The commands that need settings (all but `match` and `demo`)."""
+    """The commands that need settings (all but `match`, `migrate` and `demo`)."""
     if args.command == "login":
         return asyncio.run(_login(settings))
     if args.command == "sources":
         return asyncio.run(run_sources(settings, args, sys.stdout, redact))
+    if args.command == "backup":
+        return run_backup(settings, args.path, args.force, sys.stdout, sys.stderr)
+    if args.command == "restore":
+        return run_restore(settings, args.path, sys.stdout, sys.stderr)
     settings.require_token()
     if args.command == "run":
         from bot.app import run_service

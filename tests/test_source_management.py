@@ -312,6 +312,30 @@ def test_cli_sources_import_add_remove_list(tmp_path: Path) -> None:
     assert "milinfolive" not in listing
 
 
+def test_cli_import_of_a_long_article_reports_progress_beside_the_list(tmp_path: Path) -> None:
+    """Not on a terminal: stdout is still the list, one line per source; the progress lines
+    and the total go to stderr."""
+    env = {**os.environ, "DOZOR_DB": str(tmp_path / "db.sqlite3"), "LOG_LEVEL": "WARNING"}
+    env.pop("SOURCES", None)
+    channels = [f"channel_{n:02d}" for n in range(30)]
+    article = " ".join(f"See https://t.me/{name} for more." for name in channels)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "sources", "import", "-"],
+        input=article,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"added: telegram:@{name}" for name in channels]
+    progress = done.stderr.splitlines()
+    assert progress[0] == "adding sources: 0 of 30 (0%)"
+    assert "adding sources: 30 of 30 (100%)" in progress
+    assert progress[-1] == "30 sources found: 30 added, 0 already watched"
+
+
 async def test_a_stopped_source_is_reported_once_and_not_retried_in_a_loop() -> None:
     from bot.domain import SourceSpec
     from bot.sources.base import Feed, SourceStopped
