@@ -8,6 +8,7 @@ import gc
 import html
 import json
 import logging
+import os
 import signal
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -30,7 +31,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 
-from bot.config import Settings
+from bot.config import Settings, SettingsError
 from bot.delivery.chats import chat_texts
 from bot.delivery.outbox import OutboxWorker
 from bot.delivery.responses import KeepResponseTypes
@@ -38,6 +39,7 @@ from bot.delivery.sender import Pacer, TelegramSender
 from bot.digest import queue_digests
 from bot.i18n import Argument, Catalog
 from bot.ingest import Ingest, Matcher
+from bot.metrics import Health, Metrics, MetricsEndpoint
 from bot.redact import Redactor
 from bot.sources.links import parse_source
 from bot.sources.manager import SYNC_INTERVAL, SourceManager
@@ -380,11 +382,39 @@ def schedule_outbox_pruning(
     )
 
 
+async def serve_metrics(
+    settings: Settings, metrics: Metrics, health: Health, storage: Storage
+) -> MetricsEndpoint | None:
+    """The /metrics and /healthz endpoint when METRICS_PORT is set (None otherwise).
+
+    A port that cannot be had stops the start (SettingsError): the operator asked for the
+    service to be monitored, and a service nobody sees is worse than one that does not run.
+    """
+    port = settings.metrics_port
+    if port is None:
+        return None
+    host = settings.metrics_host
+    endpoint = MetricsEndpoint(metrics, health, storage)
+    try:
+        await endpoint.start(host, port)
+    except OSError as exc:
+        # asyncio words a bind error at length; the system's words are enough.
+        why = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or exc
+        raise SettingsError(
+            f"METRICS_PORT: cannot serve metrics on {host}:{port} ({why}); free the port, or"
+            " set another METRICS_PORT or METRICS_HOST"
+        ) from None
+    shown = f"[{host}]" if ":" in host else host
+    log.info("metrics on http://%s:%d/metrics", shown, port)
+    return endpoint
+
+
 async def run_service(settings: Settings, redact: Redactor | None = None) -> int:
     """Run until SIGTERM or SIGINT, then shut down in order without losing queued alerts.
 
     Returns the exit status: 0 after a requested stop, 1 when a long-running task died.
-    Raises StorageError when the database cannot be used (or another service holds it).
+    Raises StorageError when the database cannot be used (or another service holds it),
+    SettingsError when METRICS_PORT is set and cannot be listened on.
     Whatever fails, everything opened is closed again (an open database would keep its
     thread, and the process, alive).
     """
@@ -394,6 +424,12 @@ async def run_service(settings: Settings, redact: Redactor | None = None) -> int
             settings.dozor_db, settings.database_value(), exclusive=not shared, redact=redact
         )
         opened.push_async_callback(storage.close)
+        metrics = Metrics()
+        health = Health(metrics)
+        # Stopped before the database closes (a scrape in progress reads it).
+        endpoint = await serve_metrics(settings, metrics, health, storage)
+        if endpoint is not None:
+            opened.push_async_callback(endpoint.stop)
         bot = make_bot(settings)
         opened.push_async_callback(bot.session.close)
         matcher = Matcher(storage)
@@ -411,7 +447,9 @@ async def run_service(settings: Settings, redact: Redactor | None = None) -> int
         )
         opened.push_async_callback(coordination.close)
         storage.claim_as(coordination.worker)
-        status = await _serve(settings, storage, bot, matcher, connector, searches, coordination)
+        status = await _serve(
+            settings, storage, bot, matcher, connector, searches, coordination, metrics, health
+        )
     log.info("stopped")
     return status
 
@@ -424,12 +462,19 @@ async def _serve(
     connector: TelethonConnector | None,
     searches: Searches,
     coordination: Coordination,
+    metrics: Metrics | None = None,
+    health: Health | None = None,
 ) -> int:
     """Start every part, supervise them until a stop or a failure, then stop them in order.
 
     Every worker reads its share of the sources and keeps its index in step with the
     others'; the leader (on SQLite, the one process; on PostgreSQL, whichever worker holds
-    the role) also answers commands, sends, and runs the digest and pruning jobs."""
+    the role) also answers commands, sends, and runs the digest and pruning jobs.
+
+    `health` watches the long-running tasks (a follower's outbox and polling wait for the
+    leader's role: alive, so healthy) and turns unhealthy when shutdown begins."""
+    metrics = metrics or Metrics()
+    health = health or Health(metrics)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -440,9 +485,9 @@ async def _serve(
     await matcher.refresh()
     settle_heap()
     retention = timedelta(days=settings.retention_days) if settings.retention_days else None
-    ingest = Ingest(storage, matcher, outbox_ready, retention=retention)
+    ingest = Ingest(storage, matcher, outbox_ready, retention=retention, metrics=metrics)
     options = source_options(settings, connector)
-    sender = TelegramSender(bot, Pacer(rate=settings.send_rate))
+    sender = TelegramSender(bot, Pacer(rate=settings.send_rate), metrics=metrics)
 
     catalog = Catalog()
 
@@ -470,6 +515,7 @@ async def _serve(
         alarm=notify_admins,
         catalog=catalog,
         on_moved=follow_move,
+        metrics=metrics,
     )
     manager = SourceManager(
         storage,
@@ -481,6 +527,7 @@ async def _serve(
         telegram=connector is not None,
         # Shared: a dead worker's sources are taken over at the others' next look.
         sync_interval=SHARED_SYNC if settings.database_value() else SYNC_INTERVAL,
+        metrics=metrics,
     )
     dispatcher = build_dispatcher(storage, matcher, settings, manager, searches, catalog)
 
@@ -516,6 +563,7 @@ async def _serve(
         await asyncio.sleep(coordination.handover)
         scheduler.start()
         leading.set()
+        metrics.leader.set(1)
         log.info("leading: sending, answering commands and running the scheduled jobs")
         while await coordination.alive():  # noqa: ASYNC110 (the connection, not an event)
             await asyncio.sleep(SESSION_CHECK)
@@ -550,6 +598,7 @@ async def _serve(
                 name="polling",
             ),
         ]
+        health.watch(tasks)
         log.info(
             "Dozor is running: %d source(s), %d subscription(s)",
             len(manager.running),
@@ -557,6 +606,8 @@ async def _serve(
         )
         status = await supervise_tasks(stop, tasks)
     finally:
+        health.stopping()
+        metrics.leader.set(0)
         log.info("shutting down")
         # APScheduler's shutdown cancels a job in progress: let a digest being queued (one
         # transaction per chat) finish first, with no new run starting meanwhile.

@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from bot.domain import MODE_DIGEST, Post, Span, Subscription, clean_text, clean_title
+from bot.logs import log_context
 from bot.matching import Hit, QueryIndex
 from bot.matching.index import PostView
+from bot.metrics import Metrics
 from bot.storage import SaveResult, Storage
 from bot.storage.records import MatchRecord
 
@@ -135,13 +137,18 @@ class Ingest:
         outbox_ready: asyncio.Event,
         *,
         retention: timedelta | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`retention` is RETENTION_DAYS: a post older than that which is not stored was
-        pruned (or never kept); read again (an edit of an old post), it alerts no one."""
+        pruned (or never kept); read again (an edit of an old post), it alerts no one.
+        `metrics`: where matches and queued alerts are counted (the service's)."""
         self._storage = storage
         self._matcher = matcher
         self._outbox_ready = outbox_ready
         self._retention = retention
+        self.metrics = metrics or Metrics()
+        self._matches = self.metrics.matches
+        self._alerts_queued = self.metrics.alerts_queued
         # The text (as a hash) of the posts handled lately: a source reading the same
         # page again is not matched again, and a new post needs no read of the database
         # first (`save_post` tells new, changed and unchanged apart in its transaction).
@@ -157,6 +164,12 @@ class Ingest:
     ) -> SaveResult:
         """Store a post; match it and queue its alerts unless `alert` is False (old news:
         stored so /search finds it, but no match is recorded and nobody is told)."""
+        with log_context(post=f"{post.source}/{post.channel}/{post.post_id}"):
+            return await self._handle(post, source_id=source_id, cursor=cursor, alert=alert)
+
+    async def _handle(
+        self, post: Post, *, source_id: int | None, cursor: str | None, alert: bool
+    ) -> SaveResult:
         post = replace(
             post, text=clean_text(post.text), channel_title=clean_title(post.channel_title)
         )
@@ -171,11 +184,14 @@ class Ingest:
             alert = False  # read again, unchanged
         records = await self._matcher.find_records(post.text) if alert else []
         result = await self._storage.save_post(post, records, source_id=source_id, cursor=cursor)
+        if records:
+            self._matches.inc(len(records))
         self._seen[key] = text
         self._seen.move_to_end(key)
         if len(self._seen) > SEEN_POSTS:
             self._seen.popitem(last=False)
         if result.alerts_queued:
+            self._alerts_queued.inc(result.alerts_queued)
             log.info(
                 "post %s/%s/%s: %d alert(s) queued",
                 post.source,
@@ -216,6 +232,8 @@ class SourceFeed:
     """A Feed bound to one stored source: posts go to ingest with the source's cursor, and
     only the source's news (`is_news`) alerts.
 
+    Each new post stored is counted for the source (`spec`, its label in the metrics).
+
     Health: a read that completed (`succeeded`, called by the Poller after a poll and by a
     streaming source after a catch-up) makes the source healthy; a cursor written in the
     middle of a read does not. With `posts_prove_health` (streaming sources that report no
@@ -229,11 +247,13 @@ class SourceFeed:
         source_id: int,
         *,
         posts_prove_health: bool = False,
+        spec: str | None = None,
     ) -> None:
         self._ingest = ingest
         self._storage = storage
         self._source_id = source_id
         self._posts_prove_health = posts_prove_health
+        self._state = ingest.metrics.source(spec or f"source {source_id}")
         self._added_at: datetime | None = None
         self._added_known = False
 
@@ -249,9 +269,14 @@ class SourceFeed:
                 post.channel,
                 post.post_id,
             )
-        await self._ingest.handle(post, source_id=self._source_id, cursor=cursor, alert=alert)
+        result = await self._ingest.handle(
+            post, source_id=self._source_id, cursor=cursor, alert=alert
+        )
+        if result.created:
+            self._state.stored(post.date)
         if self._posts_prove_health:
             await self._storage.record_source_ok(self._source_id)
+            self._state.succeeded()
 
     async def _added(self) -> datetime | None:
         # Read once: a source re-added later gets a new SourceFeed when it restarts.
@@ -269,6 +294,7 @@ class SourceFeed:
 
     async def succeeded(self) -> None:
         await self._storage.record_source_ok(self._source_id)
+        self._state.succeeded()
 
     async def failed(self, error: str, *, stopped: bool = False) -> None:
         await self._storage.record_source_error(self._source_id, error, stopped=stopped)

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -38,6 +39,8 @@ from bot.delivery.sender import Sender, SendResult
 from bot.domain import StoredPost, Subscriber
 from bot.folding import Fingerprints, Story, fold
 from bot.i18n import Argument, Catalog, Notify, Texts
+from bot.logs import log_context
+from bot.metrics import Metrics
 from bot.storage import MEDIA_CHART, PendingMessage, Storage
 
 log = logging.getLogger(__name__)
@@ -148,10 +151,13 @@ class OutboxWorker:
         catalog: Catalog | None = None,
         clock: Callable[[], datetime] = _utc_now,
         on_moved: Callable[[int, int], Awaitable[None]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`tz` is the service's zone, for chats that chose none; `catalog` the texts
         (loaded here when not given); `clock` the time mutes and quiet hours are judged by;
-        `on_moved(old, new)` is awaited after a chat was moved to its supergroup's id."""
+        `on_moved(old, new)` is awaited after a chat was moved to its supergroup's id;
+        `metrics`: where outcomes and send latency are counted and each pass of `run` is
+        reported to the health check."""
         self._storage = storage
         self._sender = sender
         self._tz = tz
@@ -173,6 +179,7 @@ class OutboxWorker:
         self.sent = 0  # rows Telegram accepted since the worker was made
         # A post alerted to hundreds of chats is fingerprinted once, not once per chat.
         self._fingerprints = Fingerprints(OUTBOX_FINGERPRINTS)
+        self._metrics = metrics or Metrics()
 
     def stop(self) -> None:
         """Take no new work; `run` returns once the sends in flight are done."""
@@ -184,6 +191,7 @@ class OutboxWorker:
         what is unfinished stays in the outbox for the next start."""
         try:
             while not self._stop.is_set():
+                self._metrics.beat("outbox")
                 self._ready.clear()
                 if self._stalled_until is not None:
                     await self._wait_out_stall()
@@ -275,6 +283,10 @@ class OutboxWorker:
         Whatever goes wrong, nothing is lost (unsent rows stay pending) and nothing loops:
         a failure to send is retried with back-off, a failure to record stalls the worker.
         """
+        with log_context(chat_id=rows[0].chat_id):  # its records name the chat (JSON logs)
+            return await self._deliver_to_chat(rows)
+
+    async def _deliver_to_chat(self, rows: list[PendingMessage]) -> int:
         chat_id = rows[0].chat_id
         carried = rows[:1]
         try:
@@ -292,7 +304,7 @@ class OutboxWorker:
                 result = SendResult("rejected", NOTHING_TO_SEND)
             else:
                 previews = view.previews and carried[0].kind == "alert"
-                result = await self._sender.send(chat_id, text, previews=previews)
+                result = await self._timed(self._sender.send(chat_id, text, previews=previews))
         except Exception as exc:  # a bug in rendering or sending: retried later, not now
             log.exception("could not send to chat %d", chat_id)
             result = SendResult("retry", f"{type(exc).__name__}: {exc}")
@@ -310,7 +322,21 @@ class OutboxWorker:
         except BadChart as exc:  # drawing it again would fail again: set aside
             log.warning("chart for chat %d set aside: %s", chat_id, exc)
             return SendResult("rejected", str(exc))
-        return await self._sender.send_photo(chat_id, png, caption)
+        return await self._timed(self._sender.send_photo(chat_id, png, caption))
+
+    async def _timed(self, sending: Awaitable[SendResult]) -> SendResult:
+        """A send, its latency observed when Telegram accepted it."""
+        started = time.monotonic()
+        result = await sending
+        if result.status == "sent":
+            self._metrics.send_seconds.observe(time.monotonic() - started)
+        return result
+
+    def _count_sent(self, carried: list[PendingMessage]) -> None:
+        self.sent += len(carried)
+        self._metrics.outbox_messages.inc()
+        for row in carried:
+            self._metrics.outbox_sent.labels(row.kind).inc()
 
     async def _hold(self, chat_id: int, until: datetime, carried: list[PendingMessage]) -> int:
         """The chat is muted or quiet: postpone all its alerts to `until`, counting no
@@ -330,7 +356,7 @@ class OutboxWorker:
         ids = [row.id for row in carried]
         if result.status == "sent":
             self._unrecorded.update(ids)
-            self.sent += len(ids)
+            self._count_sent(carried)
         if self._stalled_until is None:  # sends in flight together fail together: once
             self._record_failures = 1
             self._stalled_until = asyncio.get_running_loop().time() + STALL_FIRST
@@ -398,7 +424,7 @@ class OutboxWorker:
         if result.status == "sent":
             await self._storage.mark_sent(ids)
             self._alone.difference_update(ids)
-            self.sent += len(ids)
+            self._count_sent(carried)
             return len(ids)
         moved_to = result.moved_to if result.status == "moved" else None
         if moved_to is not None and moved_to != chat_id:
@@ -406,6 +432,7 @@ class OutboxWorker:
         elif result.status == "blocked":
             await self._storage.deactivate_subscriber(chat_id)
             dropped = await self._storage.set_aside_chat(chat_id, BLOCKED)
+            self._metrics.outbox_set_aside.labels("blocked").inc(dropped)
             log.info(
                 "chat %d blocked the bot (%s): marked inactive, %d message(s) set aside",
                 chat_id,
@@ -414,6 +441,7 @@ class OutboxWorker:
             )
         elif result.reason == NOTHING_TO_SEND:
             await self._storage.set_aside(ids, NOTHING_TO_SEND)
+            self._metrics.outbox_set_aside.labels("empty").inc(len(ids))
         elif result.status in ("rejected", "moved"):  # "moved" nowhere: as good as refused
             if len(ids) > 1:
                 # One of the alerts may hold what Telegram refuses: send them one by one.
@@ -424,12 +452,14 @@ class OutboxWorker:
                     "Telegram rejected message %d to chat %d: %s", ids[0], chat_id, result.reason
                 )
                 await self._storage.set_aside(ids, result.reason)
+                self._metrics.outbox_set_aside.labels("rejected").inc()
                 self._alone.difference_update(ids)
         else:
             delay = result.delay or retry_delay(max(row.attempts for row in carried))
             log.warning("message to chat %d: %s; retrying in %.0fs", chat_id, result.reason, delay)
             until = self._clock() + timedelta(seconds=delay)
             await self._storage.postpone(ids, until, result.reason)
+            self._metrics.outbox_retried.inc(len(ids))
         return 0
 
     async def _moved(self, chat_id: int, new_id: int) -> None:

@@ -46,6 +46,8 @@ from aiogram.methods import Response, SendChatAction, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import BufferedInputFile, LinkPreviewOptions
 
+from bot.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 GLOBAL_RATE = 30.0  # Telegram's overall limit, messages per second (the SEND_RATE default)
@@ -495,10 +497,12 @@ def _not_done(future: asyncio.Future[None]) -> bool:
 
 class PacingMiddleware(BaseRequestMiddleware):
     """Puts every message-sending Bot API call through the pacer (at the current task's
-    priority) and tells the pacer about 429s. A reply told to wait briefly is retried."""
+    priority) and tells the pacer about 429s. A reply told to wait briefly is retried.
+    Every 429, of any call through the session, is counted in `metrics`."""
 
-    def __init__(self, pacer: Pacer) -> None:
+    def __init__(self, pacer: Pacer, metrics: Metrics | None = None) -> None:
         self.pacer = pacer
+        self._too_many = (metrics or Metrics()).telegram_429
 
     async def __call__(
         self,
@@ -508,13 +512,18 @@ class PacingMiddleware(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         chat_id = _paced_chat(method)
         if chat_id is None:
-            return await make_request(bot, method)
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter:
+                self._too_many.inc()
+                raise
         priority = _priority.get()
         for attempt in itertools.count():
             await self.pacer.acquire(chat_id, priority)
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as exc:
+                self._too_many.inc()
                 self.pacer.flood(chat_id, exc.retry_after)
                 log.warning("chat %d: Telegram asked to wait %d s", chat_id, exc.retry_after)
                 if priority != Priority.REPLY or attempt or exc.retry_after > REPLY_RETRY_LIMIT:
@@ -541,13 +550,14 @@ def pacer_of(bot: Bot) -> Pacer | None:
     return None
 
 
-def install_pacer(bot: Bot, pacer: Pacer | None = None) -> Pacer:
-    """Make every send through `bot` paced (once); returns the pacer in use."""
+def install_pacer(bot: Bot, pacer: Pacer | None = None, metrics: Metrics | None = None) -> Pacer:
+    """Make every send through `bot` paced (once), its 429s counted in `metrics`; returns
+    the pacer in use."""
     installed = pacer_of(bot)
     if installed is not None:
         return installed
     pacer = pacer or Pacer()
-    bot.session.middleware(PacingMiddleware(pacer))
+    bot.session.middleware(PacingMiddleware(pacer, metrics))
     return pacer
 
 
@@ -555,10 +565,16 @@ class TelegramSender:
     """Bulk sends (alerts, digests) through aiogram, turning its exceptions into SendResults."""
 
     def __init__(
-        self, bot: Bot, pacer: Pacer | None = None, *, timeout: int = SEND_TIMEOUT
+        self,
+        bot: Bot,
+        pacer: Pacer | None = None,
+        *,
+        timeout: int = SEND_TIMEOUT,
+        metrics: Metrics | None = None,
     ) -> None:
+        """`metrics`: where the bot's 429s are counted (when this installs the pacer)."""
         self._bot = bot
-        self.pacer = install_pacer(bot, pacer)
+        self.pacer = install_pacer(bot, pacer, metrics)
         self._timeout = timeout
         self._transient = 0  # consecutive network/5xx failures, over all chats
 

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from bot.domain import SourceInfo, SourceSpec
 from bot.i18n import Notify
 from bot.ingest import Ingest, SourceFeed
+from bot.logs import log_context
+from bot.metrics import HEARTBEAT_BOUND, Metrics
 from bot.sources.base import Source
 from bot.sources.polling import START_SPREAD, PolledSource, Poller
 from bot.sources.supervisor import supervise
@@ -42,9 +44,12 @@ class SourceManager:
         start_spread: float = START_SPREAD,
         coordination: Coordination | None = None,
         telegram: bool = True,
+        metrics: Metrics | None = None,
     ) -> None:
         """`coordination`: the workers sharing the database (each source read by one of
-        them, each taking its share); `telegram`: this worker has a Telegram session."""
+        them, each taking its share); `telegram`: this worker has a Telegram session;
+        `metrics`: where each source's health is shown and the manager reports that it
+        syncs (by default the ingest's)."""
         self._storage = storage
         self._ingest = ingest
         self._build = build
@@ -60,6 +65,7 @@ class SourceManager:
         self._coordination = coordination or LocalCoordination()
         self._telegram = telegram
         self._ids: dict[str, int] = {}  # running spec → its source id (its claim)
+        self._metrics = metrics or ingest.metrics
 
     @property
     def running(self) -> list[str]:
@@ -74,7 +80,10 @@ class SourceManager:
         """Start enabled sources that are not running (those no other worker reads, up to
         this worker's share); stop the ones no longer enabled."""
         async with self._lock:
-            wanted = {info.spec: info for info in await self._storage.list_sources()}
+            infos = await self._storage.list_sources()
+            # Every source, also those other workers read: any worker's metrics show them.
+            self._metrics.sources_listed(infos)
+            wanted = {info.spec: info for info in infos}
             for spec in self.running:
                 if spec not in wanted:
                     await self._stop(spec)
@@ -125,7 +134,11 @@ class SourceManager:
             getattr(source, "reports_reads", False)
         )
         feed = SourceFeed(
-            self._ingest, self._storage, source_id, posts_prove_health=not reports_reads
+            self._ingest,
+            self._storage,
+            source_id,
+            posts_prove_health=not reports_reads,
+            spec=spec.text,
         )
         if isinstance(source, PolledSource):
             self._poller.add(source, feed)
@@ -133,16 +146,17 @@ class SourceManager:
                 self._poller_task = asyncio.create_task(self._poller.run(), name="poller")
             log.info("polling %s every %.0f s", spec.text, source.interval)
             return
-        self._tasks[spec.text] = asyncio.create_task(
-            supervise(
-                source,
-                feed,
-                lambda error, stopped: feed.failed(error, stopped=stopped),
-                on_stopped=self._stopped,
-            ),
-            name=f"source {spec.text}",
-        )
-        log.info("watching %s", spec.text)
+        with log_context(source=spec.text):  # its task's records name it (LOG_FORMAT=json)
+            self._tasks[spec.text] = asyncio.create_task(
+                supervise(
+                    source,
+                    feed,
+                    lambda error, stopped: feed.failed(error, stopped=stopped),
+                    on_stopped=self._stopped,
+                ),
+                name=f"source {spec.text}",
+            )
+            log.info("watching %s", spec.text)
 
     async def _stopped(self, spec: str, problem: str) -> None:
         if self._notify is not None:
@@ -158,8 +172,11 @@ class SourceManager:
             await self._coordination.release(source_id)
 
     async def run(self) -> None:
-        """Sync every `sync_interval` seconds until cancelled (the caller syncs at start)."""
+        """Sync every `sync_interval` seconds until cancelled (the caller syncs at start),
+        reporting each pass to the health check (a pass that hangs is a stuck manager)."""
+        within = max(HEARTBEAT_BOUND, 5 * self._sync_interval)
         while True:
+            self._metrics.beat("sources", within=within)
             await asyncio.sleep(self._sync_interval)
             try:
                 await self.sync()

@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 import aiohttp
 
 from bot.domain import SourceSpec
+from bot.logs import log_context
 from bot.sources.base import Feed
 from bot.sources.supervisor import FailureStreak, backoff_delay
 
@@ -175,9 +176,10 @@ class Poller:
                         if entry.task is not None:
                             continue
                         if entry.due <= now:
-                            entry.task = asyncio.create_task(
-                                self._poll(entry, session), name=f"poll {entry.source.spec}"
-                            )
+                            with log_context(source=entry.source.spec.text):
+                                entry.task = asyncio.create_task(
+                                    self._poll(entry, session), name=f"poll {entry.source.spec}"
+                                )
                         else:
                             waits.append(entry.due - now)
                     with contextlib.suppress(TimeoutError):
