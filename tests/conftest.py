@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,17 @@ from bot.storage import SqliteStorage, Storage
 from tests.botapi import FakeBotAPI
 
 TEST_TOKEN = "123456:TEST-token-for-the-stand-in-server"
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No real setting and no `.env` in the working folder may leak into a test: every
+    Dozor variable unset, the test's own folder the working folder."""
+    variables = {name.upper() for name in Settings.model_fields}
+    for name in list(os.environ):
+        if name.upper() in variables:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

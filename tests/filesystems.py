@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,3 +33,29 @@ def tmpfs(folder: Path, size: str = "16m") -> Iterator[Path]:
 def make_read_only(folder: Path) -> None:
     """Remount a tmpfs from `tmpfs()` read-only."""
     subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+
+
+@contextlib.contextmanager
+def unwritable_folder(folder: Path) -> Iterator[Path]:
+    """A folder `make_unwritable` can make read-only: a tmpfs as root (root may write
+    whatever the modes say), a plain folder otherwise; its modes are given back after."""
+    if os.geteuid() != 0:
+        folder.mkdir()
+        try:
+            yield folder
+        finally:
+            for path in [folder, *folder.iterdir()]:
+                path.chmod(0o755)
+        return
+    with tmpfs(folder, "8m"):
+        yield folder
+
+
+def make_unwritable(folder: Path) -> None:
+    """Make a folder from `unwritable_folder` and its files read-only."""
+    if os.geteuid() == 0:
+        make_read_only(folder)
+        return
+    for path in folder.iterdir():
+        path.chmod(0o444)
+    folder.chmod(0o555)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from datetime import time
 from pathlib import Path
@@ -11,19 +10,13 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.config import PUBLIC_API_BASE, Settings, SettingsError, load_settings
+from bot.config import PUBLIC_API_BASE, SettingsError, load_settings
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
-VARIABLES = {name.upper() for name in Settings.model_fields}
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No real setting and no `.env` in the working folder may leak into a test."""
-    for name in list(os.environ):
-        if name.upper() in VARIABLES:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+# No real setting and no `.env` in the working folder may leak into a test.
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,6 @@ import json
 import os
 import socket
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,12 +23,10 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from psycopg import sql
 from telethon.crypto import AuthKey
 from telethon.sessions import SQLiteSession
 
 from bot import doctor
-from bot.config import Settings
 from bot.doctor import run_doctor
 from bot.storage import SqliteStorage
 from bot.storage.coordination import LEADER
@@ -38,22 +35,16 @@ from bot.storage.postgres import PostgresStorage
 from bot.storage.postgres.coordination import PostgresCoordination
 from tests.botapi import FakeBotAPI
 from tests.conftest import TEST_TOKEN
-from tests.filesystems import make_read_only, tmpfs
+from tests.contract.conftest import fresh_database
+from tests.filesystems import make_unwritable, unwritable_folder
 from tests.test_process import _env, _run_cli_async
 
-VARIABLES = {name.upper() for name in Settings.model_fields}
 NAMES = ["settings", "bot token", "database", "telegram session", "sources", "outbox"]
 API_HASH = "0123456789abcdef0123456789abcdef"
-POSTGRES = os.environ.get("DOZOR_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No real setting and no `.env` in the working folder may leak into a test."""
-    for name in list(os.environ):
-        if name.upper() in VARIABLES:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+# No real setting and no `.env` in the working folder may leak into a test.
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.fixture
@@ -311,26 +302,9 @@ async def test_a_bot_api_nobody_listens_on_cannot_be_reached(
 
 @pytest.fixture
 def read_only_folder(tmp_path: Path) -> Iterator[Path]:
-    """A folder whose files cannot be written: a read-only tmpfs as root, modes otherwise
-    (root may write whatever the modes say)."""
-    folder = tmp_path / "ro"
-    if os.geteuid() != 0:
-        folder.mkdir()
+    """A folder whose files can be made unwritable (`make_unwritable`)."""
+    with unwritable_folder(tmp_path / "ro") as folder:
         yield folder
-        for path in [folder, *folder.iterdir()]:
-            path.chmod(0o755)
-        return
-    with tmpfs(folder, "8m"):
-        yield folder
-
-
-def _make_read_only(folder: Path) -> None:
-    if os.geteuid() == 0:
-        make_read_only(folder)
-        return
-    for path in folder.iterdir():
-        path.chmod(0o444)
-    folder.chmod(0o555)
 
 
 async def test_a_read_only_database_fails_and_is_still_read(
@@ -339,7 +313,7 @@ async def test_a_read_only_database_fails_and_is_still_read(
     database = read_only_folder / "dozor.sqlite3"
     monkeypatch.setenv("DOZOR_DB", str(database))
     await make_database(database)
-    _make_read_only(read_only_folder)
+    make_unwritable(read_only_folder)
 
     status, report = await run()
 
@@ -359,7 +333,7 @@ async def test_a_database_folder_that_cannot_be_created(
 ) -> None:
     database = read_only_folder / "data" / "dozor.sqlite3"
     monkeypatch.setenv("DOZOR_DB", str(database))
-    _make_read_only(read_only_folder)
+    make_unwritable(read_only_folder)
 
     status, report = await run()
 
@@ -657,23 +631,12 @@ async def test_the_json_report(deployment: Path, api: FakeBotAPI) -> None:
 def postgres_url() -> Iterator[str]:
     """A database of this test's own on the test server, with a password in its URL (the
     server trusts loopback and ignores it), dropped afterwards."""
-    try:
-        admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {POSTGRES} ({exc})")
-    name = f"dozor_doctor_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin:
-        user = admin.execute("SELECT current_user").fetchone()
+    with fresh_database("dozor_doctor") as url, psycopg.connect(url) as connection:
+        user = connection.execute("SELECT current_user").fetchone()
         assert user is not None
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        parts = urlsplit(POSTGRES)
+        parts = urlsplit(url)
         host = parts.hostname or "127.0.0.1"
-        try:
-            yield f"postgresql://{user[0]}:doctor-secret-pw@{host}:{parts.port or 5432}/{name}"
-        finally:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        yield f"postgresql://{user[0]}:doctor-secret-pw@{host}:{parts.port or 5432}{parts.path}"
 
 
 @pytest.fixture

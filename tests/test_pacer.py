@@ -151,6 +151,15 @@ def test_spacing_holds_overall_and_per_chat() -> None:
         assert all(b - a >= gap - 1e-9 for a, b in itertools.pairwise(own))
 
 
+def _many_chats_waiting(count: int) -> tuple[Clock, SlotSchedule[str]]:
+    """A slot every 0.1 s, no 11 within a second, and `count` chats with a message each."""
+    clock = Clock()
+    slots = schedule(interval=0.1, private=0.0, window=10)
+    for n in range(count):
+        slots.add(n + 1, BULK, str(n), clock.now)
+    return clock, slots
+
+
 def _take_late(slots: SlotSchedule[str], clock: Clock, late: float) -> float:
     """Take the next slot `late` seconds after it falls due; the moment it was granted."""
     taken = slots.take(clock.now)
@@ -166,10 +175,7 @@ def _spans(moments: list[float], window: int) -> list[float]:
 
 
 def test_late_grants_are_caught_up_within_the_window() -> None:
-    clock = Clock()
-    slots = schedule(interval=0.1, private=0.0, window=10)
-    for n in range(60):
-        slots.add(n + 1, BULK, str(n), clock.now)
+    clock, slots = _many_chats_waiting(60)
     # Every grant 4 ms late, as timers are: the grid is kept; the window, which counts from
     # the moments slots were actually granted and widens by the lateness seen, costs a few ms
     # in all (restarting the spacing at each grant would cost 4 ms a slot).
@@ -188,10 +194,7 @@ def test_late_grants_are_caught_up_within_the_window() -> None:
 
 
 def test_after_a_long_stall_missed_slots_are_not_made_up_and_the_pace_eases() -> None:
-    clock = Clock()
-    slots = schedule(interval=0.1, private=0.0, window=10)
-    for n in range(200):
-        slots.add(n + 1, BULK, str(n), clock.now)
+    clock, slots = _many_chats_waiting(200)
     moments = [_take_late(slots, clock, 0.0) for _ in range(15)]
     assert slots.margin == 0.0
     clock.now += 2.0  # the loop was stuck for 2 s
@@ -209,10 +212,7 @@ def test_after_a_long_stall_missed_slots_are_not_made_up_and_the_pace_eases() ->
 
 
 def test_the_window_counts_from_when_a_message_left() -> None:
-    clock = Clock()
-    slots = schedule(interval=0.1, private=0.0, window=10)
-    for n in range(30):
-        slots.add(n + 1, BULK, str(n), clock.now)
+    clock, slots = _many_chats_waiting(30)
     granted = slots.take(clock.now)
     assert isinstance(granted, tuple)
     # Its sender was held up for 80 ms before the message left; meanwhile others were granted.

@@ -31,7 +31,7 @@ from bot.delivery.outbox import CONCURRENCY
 from bot.storage import SqliteStorage
 from tests.botapi import FakeBotAPI, SentMessage
 from tests.conftest import TEST_TOKEN
-from tests.filesystems import make_read_only, tmpfs
+from tests.filesystems import make_unwritable, unwritable_folder
 from tests.loopback import LoopbackServer
 
 USER = 777
@@ -507,24 +507,9 @@ def test_a_corrupt_database_gets_one_clear_line_and_a_prompt_exit(
 
 @pytest.fixture
 def read_only_folder(tmp_path: Path) -> Iterator[Path]:
-    """A folder whose files cannot be written: a read-only tmpfs as root, modes otherwise."""
-    folder = tmp_path / "ro"
-    if os.geteuid() != 0:
-        folder.mkdir()
+    """A folder whose files can be made unwritable (`make_unwritable`)."""
+    with unwritable_folder(tmp_path / "ro") as folder:
         yield folder
-        folder.chmod(0o755)
-        return
-    with tmpfs(folder, "8m"):
-        yield folder
-
-
-def _make_read_only(folder: Path) -> None:
-    if os.geteuid() == 0:
-        make_read_only(folder)
-        return
-    for path in folder.iterdir():
-        path.chmod(0o444)
-    folder.chmod(0o555)
 
 
 def _refused_with_one_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -543,6 +528,6 @@ def test_a_read_only_database_gets_one_clear_line_and_a_prompt_exit(
     env = _env(tmp_path, "http://127.0.0.1:9")
     env["DOZOR_DB"] = str(read_only_folder / "dozor.sqlite3")
     assert _run_cli(env, tmp_path, "sources", "list").returncode == 0  # made while writable
-    _make_read_only(read_only_folder)
+    make_unwritable(read_only_folder)
     done = _run_cli(env, tmp_path, *command)
     _refused_with_one_line(done, env["DOZOR_DB"], "read-only")

@@ -9,6 +9,7 @@ Without a server the PostgreSQL half is skipped, and the run says so at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -32,14 +33,15 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the test server for this test process, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A new database on the test server for the block (its URL), dropped afterwards; skips
+    the test where there is no server."""
     try:
         admin = psycopg.connect(SERVER, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         pytest.skip(f"no PostgreSQL server at {SERVER} ({exc}): the PostgreSQL half skipped")
-    name = f"dozor_contract_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         try:
@@ -48,6 +50,13 @@ def postgres_url() -> Iterator[str]:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the test server for this test process, dropped afterwards."""
+    with fresh_database("dozor_contract") as url:
+        yield url
 
 
 async def _empty_tables(url: str) -> None:
