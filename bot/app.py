@@ -178,11 +178,14 @@ class FatalError(Exception):
     """A problem waiting will not fix (the Bot API refuses the token): the service exits."""
 
 
-async def connect_bot(bot: Bot, base: str) -> User:
+async def connect_bot(
+    bot: Bot, base: str, unreachable: Callable[[str], None] | None = None
+) -> User:
     """`getMe` until the Bot API answers, backing off while it cannot be reached.
 
     A refused token is fatal; anything else (no network, 5xx, a proxy's error page) is waited
     out, loudly, because the service is useless to its users until commands can be read.
+    `unreachable` is told the kind of each failure (for /healthz).
     """
     delay = BOT_RETRY_FIRST
     while True:
@@ -197,6 +200,8 @@ async def connect_bot(bot: Bot, base: str) -> User:
             wait = float(exc.retry_after)
             log.warning("the Bot API asked to wait %.0f s before getMe", wait)
         except (TelegramAPIError, ClientDecodeError, OSError, TimeoutError) as exc:
+            if unreachable is not None:
+                unreachable(type(exc).__name__)
             wait = delay
             delay = min(delay * 2, BOT_RETRY_MAX)
             log.warning(
@@ -211,10 +216,22 @@ async def connect_bot(bot: Bot, base: str) -> User:
 
 
 async def answer_commands(
-    bot: Bot, dispatcher: Dispatcher, settings: Settings, catalog: Catalog
+    bot: Bot,
+    dispatcher: Dispatcher,
+    settings: Settings,
+    catalog: Catalog,
+    health: Health | None = None,
 ) -> None:
-    """Connect to the Bot API (retrying), then poll for updates until stopped."""
-    me = await connect_bot(bot, settings.telegram_api_base)
+    """Connect to the Bot API (retrying; /healthz says so meanwhile), then poll for updates
+    until stopped."""
+
+    def unreachable(kind: str) -> None:
+        if health is not None:
+            health.trouble("polling", f"cannot reach the Bot API ({kind})")
+
+    me = await connect_bot(bot, settings.telegram_api_base, unreachable)
+    if health is not None:
+        health.trouble("polling", None)
     log.info("connected to the Bot API as @%s; answering commands", me.username)
     await set_command_menus(bot, catalog)
     await dispatcher.start_polling(bot, handle_signals=False, close_bot_session=False)
@@ -594,7 +611,7 @@ async def _serve(
             asyncio.create_task(lead(), name="leading"),
             asyncio.create_task(when_leading(worker.run), name="outbox"),
             asyncio.create_task(
-                when_leading(lambda: answer_commands(bot, dispatcher, settings, catalog)),
+                when_leading(lambda: answer_commands(bot, dispatcher, settings, catalog, health)),
                 name="polling",
             ),
         ]

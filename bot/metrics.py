@@ -313,6 +313,7 @@ class Health:
         self._tasks: list[asyncio.Task[Any]] = []
         self._started = False
         self._stopping = False
+        self._troubles: dict[str, str] = {}  # part -> what keeps it from working
 
     def watch(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
         """The service runs these tasks until it stops: each must stay alive."""
@@ -323,6 +324,14 @@ class Health:
         """The service is shutting down: unhealthy from now on."""
         self._stopping = True
 
+    def trouble(self, part: str, problem: str | None) -> None:
+        """A part is alive but cannot work (`problem`), or works again (None): the Bot API
+        cannot be reached, say, while polling keeps trying."""
+        if problem is None:
+            self._troubles.pop(part, None)
+        else:
+            self._troubles[part] = problem
+
     def problem(self) -> str | None:
         if self._stopping:
             return "stopping"
@@ -331,6 +340,8 @@ class Health:
         for task in self._tasks:
             if task.done():
                 return _ended(task)
+        for part, problem in self._troubles.items():
+            return f"{part}: {problem}"
         for part, silent in self._metrics.stale():
             return f"{part} has not reported for {silent:.0f} s"
         return None

@@ -30,7 +30,15 @@ from bot.metrics import HEARTBEAT_BOUND, Health, Metrics, MetricsEndpoint
 from bot.storage import SqliteStorage, Storage
 from bot.storage.records import MatchRecord
 from tests.botapi import FakeBotAPI
-from tests.test_process import ANSWERING, BOUND, Service, _env, _post, _run_cli_async
+from tests.test_process import (
+    ANSWERING,
+    BOUND,
+    Service,
+    _env,
+    _garbage_http,
+    _post,
+    _run_cli_async,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -469,3 +477,36 @@ def test_compose_checks_health_with_the_standard_library() -> None:
 
 def _load_yaml(text: str) -> Any:
     return yaml.safe_load(text)
+
+
+async def test_healthz_is_503_while_the_bot_api_cannot_be_reached(tmp_path: Path) -> None:
+    """Polling is alive but useless while getMe fails: /healthz says why, and turns 200 once
+    the Bot API answers where it was expected."""
+    broken = await asyncio.start_server(_garbage_http, "127.0.0.1", 0, reuse_address=True)
+    api_port = broken.sockets[0].getsockname()[1]  # held from here on: no other test takes it
+    port = _free_port()
+    env = _env(tmp_path, f"http://127.0.0.1:{api_port}") | {
+        "METRICS_PORT": str(port),
+        "METRICS_HOST": "127.0.0.1",
+    }
+    service = Service(env, tmp_path)
+    health = f"http://127.0.0.1:{port}/healthz"
+    try:
+        await service.start(wait="cannot reach the Bot API")
+        async with aiohttp.ClientSession() as session:
+            status, _, reason = await _get(session, health)
+            assert status == 503
+            assert reason.strip() == "polling: cannot reach the Bot API (TelegramNetworkError)"
+            broken.close()
+            await broken.wait_closed()
+            async with FakeBotAPI() as api:
+                await api.stop()
+                await api.start(api_port)  # the Bot API comes back
+                await service.wait_log("connected to the Bot API as @")
+                status, _, reason = await _get(session, health)
+                assert (status, reason) == (200, "ok\n")
+                assert await service.terminate() == 0
+    finally:
+        broken.close()
+        if service.process is not None and service.process.returncode is None:
+            await service.kill()
