@@ -32,11 +32,11 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
 from bot.storage.lock import ProcessLock, unusable_database
+from bot.storage.records import migration_scripts
 
 Report = Callable[[str, int, int], None]  # bot.progress.Report: what, done, in all
 
@@ -182,15 +182,7 @@ def check(path: Path, *, name: str | None = None) -> Copy:
 
 def latest_migration() -> int:
     """The newest schema version this Dozor knows (its last migration script)."""
-    folder = resources.files("bot.storage") / "migrations"
-    return max(
-        (
-            int(entry.name.split("_", 1)[0])
-            for entry in folder.iterdir()
-            if entry.name.endswith(".sql")
-        ),
-        default=0,
-    )
+    return max((version for version, _ in migration_scripts("bot.storage")), default=0)
 
 
 def postgres_guidance(command: str, path: str) -> str:

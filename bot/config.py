@@ -19,7 +19,12 @@ _TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 
 
 class SettingsError(Exception):
-    """A setting is missing or malformed; the message names the variable."""
+    """A setting is missing or malformed; the message names the variable. `problems`: one
+    line per bad variable (the message joins them)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
 
 
 class Settings(BaseSettings):
@@ -207,4 +212,4 @@ def load_settings(env_file: str | None = ".env") -> Settings:
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"invalid setting {name}: {message}")
-        raise SettingsError("; ".join(lines)) from None
+        raise SettingsError("; ".join(lines), lines) from None

@@ -24,7 +24,6 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -37,6 +36,7 @@ from aiogram.exceptions import (
     TelegramAPIError,
     TelegramNetworkError,
     TelegramNotFound,
+    TelegramRetryAfter,
     TelegramServerError,
     TelegramUnauthorizedError,
 )
@@ -54,8 +54,10 @@ from bot.storage.lock import holder
 from bot.storage.postgres import PostgresStorage
 from bot.storage.postgres.coordination import ROLE_SPACE, ROLES, TELEGRAM_WORKER, WORKER
 from bot.storage.postgres.engine import Connection
+from bot.storage.postgres.engine import where as postgres_where
 from bot.storage.protocol import Storage
-from bot.storage.sqlite import SqliteStorage
+from bot.storage.records import migration_scripts
+from bot.storage.sqlite import SqliteStorage, open_reader
 
 NETWORK_TIMEOUT = 10  # seconds a network check (or a read of a remote database) may take
 OUTBOX_STUCK_AFTER = timedelta(minutes=15)  # a due message this much overdue: nobody sends
@@ -215,7 +217,7 @@ def check_settings(env_file: str | None) -> tuple[Settings | None, Check]:
     try:
         settings = load_settings(env_file)
     except SettingsError as exc:
-        problems = _setting_problems(str(exc))
+        problems = exc.problems
         fix = "correct them in .env or the environment (`.env.example` documents each)"
         if len(problems) == 1:
             return None, Check.failed(SETTINGS, problems[0], fix)
@@ -233,12 +235,6 @@ def check_settings(env_file: str | None) -> tuple[Settings | None, Check]:
     url = settings.database_value()
     engine = f"PostgreSQL {postgres_where(url)}" if url else f"SQLite {settings.dozor_db}"
     return settings, Check.passed(SETTINGS, f"read from {origin}; database: {engine}")
-
-
-def _setting_problems(message: str) -> list[str]:
-    """`load_settings` joins one line per bad variable with "; " (a line may hold one too)."""
-    parts = message.split("; invalid setting ")
-    return [parts[0], *(f"invalid setting {part}" for part in parts[1:])]
 
 
 # --- 2. the bot token -------------------------------------------------------------------------
@@ -260,6 +256,12 @@ async def check_bot_token(settings: Settings) -> Check:
             BOT_TOKEN,
             f"the Bot API refused BOT_TOKEN ({exc.message})",
             "check it with @BotFather (/mybots → API Token) and put it in .env",
+        )
+    except TelegramRetryAfter as exc:
+        return Check.failed(
+            BOT_TOKEN,
+            f"the Bot API at {base} asks to wait {exc.retry_after} s (too many requests)",
+            "run `dozor doctor` again after that",
         )
     except TimeoutError:
         detail = f"cannot reach the Bot API at {base}: no answer within {NETWORK_TIMEOUT} s"
@@ -293,12 +295,7 @@ async def check_database(settings: Settings, reading: Reading, redact: Redactor)
 def known_versions(package: str) -> set[int]:
     """The migrations this code knows for an engine (`bot.storage`, `bot.storage.postgres`),
     by the numbers their files start with, as the engines apply them."""
-    folder = resources.files(package) / "migrations"
-    return {
-        int(entry.name.split("_", 1)[0])
-        for entry in folder.iterdir()
-        if entry.name.endswith(".sql")
-    }
+    return {version for version, _ in migration_scripts(package)}
 
 
 def schema_problem(applied: set[int], known: set[int]) -> tuple[str, str] | None:
@@ -343,7 +340,7 @@ async def check_sqlite(path: Path, reading: Reading, redact: Redactor) -> Check:
             )
         return Check.passed(DATABASE, f"no database yet at {path} — `dozor run` creates it")
     try:
-        connection = await open_sqlite_read_only(file.read_only_uri)
+        connection = await open_reader(file.read_only_uri, uri=True)
         reading.on_close(connection.close)
         applied = await sqlite_versions(connection)
     except sqlite3.OperationalError as exc:  # cannot open or read (permissions, a lock)
@@ -446,20 +443,6 @@ def write_blocker(path: Path) -> str | None:
     return None
 
 
-async def open_sqlite_read_only(uri: str) -> aiosqlite.Connection:
-    """A connection (to `SqliteFile.read_only_uri`) that cannot write."""
-    connection = await aiosqlite.connect(uri, uri=True, isolation_level=None)
-    try:
-        connection.row_factory = sqlite3.Row
-        await connection.execute("PRAGMA query_only = 1")
-        await connection.execute("PRAGMA busy_timeout = 5000")
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await connection.close()
-        raise
-    return connection
-
-
 async def sqlite_versions(connection: aiosqlite.Connection) -> set[int] | None:
     """The migrations applied (`schema_migrations`, as `SqliteStorage._migrate` records
     them), or None when the file has no such table."""
@@ -470,17 +453,6 @@ async def sqlite_versions(connection: aiosqlite.Connection) -> set[int] | None:
             return None
     async with connection.execute("SELECT version FROM schema_migrations") as cursor:
         return {int(row[0]) for row in await cursor.fetchall()}
-
-
-def postgres_where(url: str) -> str:
-    """`user@host:port/database` of a DATABASE_URL: never its password."""
-    try:
-        params = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.Error:
-        return "(a malformed DATABASE_URL)"
-    user = f"{params['user']}@" if params.get("user") else ""
-    host = params.get("host") or params.get("hostaddr") or "localhost"
-    return f"{user}{host}:{params.get('port') or 5432}/{params.get('dbname') or ''}"
 
 
 async def check_postgres(url: str, reading: Reading, redact: Redactor) -> Check:

@@ -284,6 +284,18 @@ async def test_a_bot_api_answering_with_a_server_error_cannot_be_reached(
     assert "Bad Gateway" in line
 
 
+async def test_a_bot_api_asking_to_wait_is_reported_as_such(
+    deployment: Path, api: FakeBotAPI
+) -> None:
+    api.fail_next("getMe", status=429, description="Too Many Requests", retry_after=7)
+
+    status, report = await run()
+
+    assert status == 1
+    line = lines(report)["bot token"]
+    assert line.startswith(f"✗ bot token: the Bot API at {api.base_url} asks to wait 7 s")
+
+
 async def test_a_bot_api_nobody_listens_on_cannot_be_reached(
     deployment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

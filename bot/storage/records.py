@@ -5,8 +5,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import resources
+from importlib.resources.abc import Traversable
 
 from bot.domain import Span, StoredPost
+
+
+def migration_scripts(package: str) -> list[tuple[int, Traversable]]:
+    """An engine's migrations (`bot.storage`, `bot.storage.postgres`) in the order they are
+    applied, each with its version: the number its file name starts with."""
+    folder = resources.files(package) / "migrations"
+    scripts = sorted(
+        (entry for entry in folder.iterdir() if entry.name.endswith(".sql")),
+        key=lambda entry: entry.name,
+    )
+    return [(int(script.name.split("_", 1)[0]), script) for script in scripts]
 
 
 @dataclass(frozen=True, slots=True)

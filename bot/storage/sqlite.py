@@ -25,7 +25,6 @@ from collections.abc import (
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
@@ -59,6 +58,7 @@ from bot.storage.records import (
     SaveResult,
     TooManySubscriptions,
     ZoneShift,
+    migration_scripts,
 )
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,9 @@ async def _fetch_all(
         return list(await cursor.fetchall())
 
 
-async def _open_reader(path: Path | str) -> aiosqlite.Connection:
-    reader = await aiosqlite.connect(str(path), isolation_level=None)
+async def open_reader(path: Path | str, *, uri: bool = False) -> aiosqlite.Connection:
+    """A connection to the database at `path` (a `file:` URI with `uri`) that cannot write."""
+    reader = await aiosqlite.connect(str(path), uri=uri, isolation_level=None)
     try:
         reader.row_factory = sqlite3.Row
         await reader.execute("PRAGMA query_only = 1")
@@ -191,7 +192,7 @@ class SqliteStorage:
                 staged = await cursor.fetchone()
             storage._staged = int(staged[0]) if staged is not None else 0
             if str(path) != ":memory:":
-                storage._reader = await _open_reader(path)
+                storage._reader = await open_reader(path)
         except StorageError:
             raise
         except (sqlite3.Error, OSError) as exc:
@@ -276,13 +277,7 @@ class SqliteStorage:
         )
         async with self._db.execute("SELECT version FROM schema_migrations") as cursor:
             applied = {row[0] for row in await cursor.fetchall()}
-        folder = resources.files("bot.storage") / "migrations"
-        scripts = sorted(
-            (entry for entry in folder.iterdir() if entry.name.endswith(".sql")),
-            key=lambda entry: entry.name,
-        )
-        for script in scripts:
-            version = int(script.name.split("_", 1)[0])
+        for version, script in migration_scripts("bot.storage"):
             if version in applied:
                 continue
             log.info("applying migration %s", script.name)

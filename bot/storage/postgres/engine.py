@@ -22,7 +22,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any, Self
 
 import psycopg
@@ -32,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from bot.domain import Post, StoredPost, Subscriber, Subscription
 from bot.redact import Redactor
 from bot.storage.lock import DatabaseInUse, StorageError
+from bot.storage.records import migration_scripts
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +131,7 @@ class PostgresBase:
             await conn.execute("CREATE TEMPORARY TABLE dozor_writable (x integer)")
 
     async def _migrate(self) -> None:
-        folder = resources.files("bot.storage.postgres") / "migrations"
-        scripts = sorted(
-            (entry for entry in folder.iterdir() if entry.name.endswith(".sql")),
-            key=lambda entry: entry.name,
-        )
+        scripts = migration_scripts("bot.storage.postgres")
         async with self._pool.connection() as conn, conn.transaction():
             # Workers starting together: one migrates, the others wait and find it done.
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
@@ -145,8 +141,7 @@ class PostgresBase:
             )
             cursor = await conn.execute("SELECT version FROM schema_migrations")
             applied = {int(row["version"]) for row in await cursor.fetchall()}
-            for script in scripts:
-                version = int(script.name.split("_", 1)[0])
+            for version, script in scripts:
                 if version in applied:
                     continue
                 log.info("applying PostgreSQL migration %s", script.name)
@@ -194,29 +189,29 @@ async def _hold_service_lock(conn: psycopg.AsyncConnection[Any], url: str) -> No
         return
     holder = f"server process {row[1]}" if row is not None and row[1] else "another process"
     raise DatabaseInUse(
-        f"the PostgreSQL database {_where(url)} is already used by a running Dozor service"
+        f"the PostgreSQL database {where(url)} is already used by a running Dozor service"
         f" ({holder}); stop it first — two services on one database would send every alert"
         " twice",
         None,
     )
 
 
-def _where(url: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(url)
-    return (
-        f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
-    )
+def where(url: str) -> str:
+    """`user@host:port/database` of a DATABASE_URL: never its password."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "(a malformed DATABASE_URL)"
+    user = f"{params['user']}@" if params.get("user") else ""
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    return f"{user}{host}:{params.get('port') or 5432}/{params.get('dbname') or ''}"
 
 
 def unusable_server(url: str, exc: BaseException) -> str:
     """One line for the operator: why the PostgreSQL server cannot be used, without the
     password that `url` may hold."""
-    where = psycopg.conninfo.conninfo_to_dict(url)
-    target = (
-        f"{where.get('host', 'localhost')}:{where.get('port', 5432)}/{where.get('dbname', '')}"
-    )
     return (
-        f"cannot use the PostgreSQL database {target} ({type(exc).__name__}: {exc}); check"
+        f"cannot use the PostgreSQL database {where(url)} ({type(exc).__name__}: {exc}); check"
         " DATABASE_URL, that the server runs and that the user may create tables there"
     )
 

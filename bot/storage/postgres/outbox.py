@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain import Span
+from bot.storage.postgres.coordination import TELEGRAM_WORKER, WORKER
 from bot.storage.postgres.engine import Connection, PostgresBase, Row, now_utc, stored_post
 from bot.storage.records import (
     FILE_BATCH,
@@ -66,9 +67,11 @@ WITH due AS (
     SELECT waiting.*,
         ROW_NUMBER() OVER (PARTITION BY waiting.chat_id ORDER BY waiting.id) AS nth,
         bool_or(waiting.id = due.first_id) OVER queue AS whole,
-        bool_or(CASE WHEN waiting.claimed_by IS DISTINCT FROM %(me)s::integer THEN EXISTS (
-            SELECT 1 FROM pg_stat_activity WHERE pid = waiting.claimed_by
-                AND application_name LIKE 'dozor-worker%%') END) OVER queue AS elsewhere
+        bool_or(CASE WHEN waiting.claimed_by IS NOT NULL
+            AND waiting.claimed_by IS DISTINCT FROM %(me)s::integer THEN EXISTS (
+                SELECT 1 FROM pg_stat_activity WHERE pid = waiting.claimed_by
+                    AND application_name = ANY(%(workers)s::text[])) END) OVER queue
+            AS elsewhere
     FROM due CROSS JOIN LATERAL (
         SELECT * FROM outbox
         WHERE outbox.chat_id = due.chat_id AND outbox.kind = due.kind AND {_WAITING}
@@ -97,7 +100,8 @@ ORDER BY chosen.id
 """
 
 # Posts past retention, oldest first, locked: from here on no alert can be queued for them
-# (queueing one takes a key-share lock on its post), so what the next statement sees stays.
+# (a save queues alerts holding its post's row, inserted or locked FOR UPDATE), so what the
+# next statement sees stays.
 _PRUNABLE = f"""
 SELECT id FROM posts
 WHERE date < %(cutoff)s AND stored_at < %(cutoff)s AND updated_at < %(cutoff)s
@@ -247,6 +251,7 @@ class Outbox(PostgresBase):
                 "per_chat": per_chat or limit,
                 "limit": limit,
                 "me": self._claimer,
+                "workers": [WORKER, TELEGRAM_WORKER],
             },
         )
         return [_pending(row) for row in rows]

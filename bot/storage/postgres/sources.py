@@ -462,8 +462,8 @@ async def _record_matches(
     cursor = await conn.execute(
         _RECORD_MATCHES,
         {
-            "subscriptions": [match.subscription_id for match in matches],
-            "queries": [match.query for match in matches],
+            "subscriptions": prepared["subscriptions"],  # as literals, built once
+            "queries": prepared["queries"],
             "digest": MODE_DIGEST,
             "post": post_id,
             "now": now,
