@@ -141,12 +141,7 @@ async def run_sources(
             print(f"dozor sources: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return 2
         specs = find_sources(text)
-        if len(specs) > IMPORT_PROGRESS_FROM:
-            await _import_many(storage, specs, out)
-            return 0
-        for spec in specs:
-            added = await storage.add_source(spec.text, spec.kind, origin="import")
-            print(f"{'added' if added else 'already watched'}: {spec.text}", file=out)
+        await _import(storage, specs, out)
         if not specs:
             print("no Telegram channel or X account links found", file=out)
         return 0
@@ -154,19 +149,22 @@ async def run_sources(
         await storage.close()
 
 
-async def _import_many(storage: Storage, specs: Sequence[SourceSpec], out: TextIO) -> None:
-    """`sources import` of many links: the same line per source, with a progress bar on a
-    terminal (plain progress lines on stderr otherwise, so stdout keeps only the sources)."""
-    from bot.progress import progress_printer
+async def _import(storage: Storage, specs: Sequence[SourceSpec], out: TextIO) -> None:
+    """`sources import`: a line per source; of many links, with a progress bar on a terminal
+    (plain progress lines on stderr otherwise, so stdout keeps only the sources) and a total."""
+    from bot.progress import lines_only, progress_printer
 
+    many = len(specs) > IMPORT_PROGRESS_FROM
     added_count = 0
-    with progress_printer(out, sys.stderr) as (report, say):
+    with progress_printer(out, sys.stderr) if many else lines_only(out) as (report, say):
         report(IMPORT_PROGRESS, 0, len(specs))
         for done, spec in enumerate(specs, start=1):
             added = await storage.add_source(spec.text, spec.kind, origin="import")
             added_count += int(added)
             say(f"{'added' if added else 'already watched'}: {spec.text}")
             report(IMPORT_PROGRESS, done, len(specs))
+    if not many:
+        return
     print(
         f"{len(specs)} sources found: {added_count} added, "
         f"{len(specs) - added_count} already watched",
@@ -431,17 +429,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"dozor match: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return 2
     if args.command == "migrate":  # both databases are named: needs no settings
-        _configure_logging("WARNING", fmt=_log_format_alone())
+        _configure_quietly()
         return run_migrate(args.source, args.target, sys.stdout, sys.stderr)
     if args.command == "doctor":  # reports broken settings itself
         from bot.doctor import run_doctor
 
-        _configure_logging("WARNING", fmt=_log_format_alone())
+        _configure_quietly()
         return run_doctor(sys.stdout, as_json=args.json)
     if args.command == "demo":  # offline: needs no settings and no token
         from bot.demo import run_demo
 
-        _configure_logging("WARNING", fmt=_log_format_alone())
+        _configure_quietly()
         return asyncio.run(run_demo())
     try:
         settings = load_settings()
@@ -481,14 +479,17 @@ def _stopped(line: str, fmt: LogFormat) -> None:
         print(line, file=sys.stderr)
 
 
-def _log_format_alone() -> LogFormat:
-    """LOG_FORMAT for the commands that need no settings (`migrate`, `demo`): from the
-    settings when they can be read, else from the environment alone."""
+def _configure_quietly() -> None:
+    """Logging at WARNING for the commands that need no settings (`migrate`, `demo`,
+    `doctor`): LOG_FORMAT and the secrets to redact from the settings when they can be read,
+    else LOG_FORMAT from the environment alone."""
     try:
-        return load_settings().log_format
+        settings = load_settings()
     except SettingsError:
         value = os.environ.get("LOG_FORMAT", "").strip().lower()
-        return "json" if value == "json" else "plain"
+        _configure_logging("WARNING", fmt="json" if value == "json" else "plain")
+        return
+    _configure_logging("WARNING", Redactor(settings.secrets()), settings.log_format)
 
 
 def _run_command(args: argparse.Namespace, settings: Settings, redact: Redactor) -> int:

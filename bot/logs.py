@@ -14,9 +14,9 @@ the code through `await`, and a task created inside the block (`asyncio.create_t
 it. Work handed to a thread by `asyncio.to_thread` carries it too; a bare
 `loop.run_in_executor` or `threading.Thread` does not (use `contextvars.copy_context().run`).
 
-Secrets are hidden in both formats: `bot.redact.install_log_redaction` redacts the message,
-traceback and stack of every record, and the JSON formatter redacts every field it writes
-(the context fields too), so nothing reaches stderr unredacted.
+Secrets are hidden in both formats: `bot.redact.install_log_redaction` (on the same handler)
+redacts the message, traceback and stack of every record before it is formatted, and the JSON
+formatter redacts the fields that filter does not see, the context's.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def _utc_time(created: float) -> str:
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line: time, level, logger, message, and when they
-    apply exc (the formatted traceback), stack, source, chat_id and post."""
+    apply exc (the formatted traceback), stack, source, chat_id and post. The record comes
+    redacted (`RedactingFilter`); `redact` is applied to the context fields."""
 
     def __init__(self, redact: Callable[[str], str] | None = None) -> None:
         super().__init__()
@@ -79,14 +80,14 @@ class JsonFormatter(logging.Formatter):
             "time": _utc_time(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": record.getMessage(),
         }
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
-            entry["exc"] = redact(record.exc_text)
+            entry["exc"] = record.exc_text
         if record.stack_info:
-            entry["stack"] = redact(self.formatStack(record.stack_info))
+            entry["stack"] = self.formatStack(record.stack_info)
         context = _context.get()
         for field in CONTEXT_FIELDS:
             value = record.__dict__.get(field, context.get(field))  # extra= wins

@@ -24,11 +24,8 @@ PLAIN_STEP = 10  # percent between plain lines
 @contextmanager
 def progress_reporter(out: TextIO) -> Iterator[Report]:
     """A `report(what, done, total)` to call as work goes on (from any thread)."""
-    if out.isatty():
-        with _live_bar(out) as (live, _):
-            yield live
-        return
-    yield _plain_lines(out)
+    with progress_printer(out, out) as (report, _):
+        yield report
 
 
 Say = Callable[[str], None]  # print one line of the command's own output
@@ -47,11 +44,18 @@ def progress_printer(out: TextIO, err: TextIO) -> Iterator[tuple[Report, Say]]:
 
             yield live, above
         return
+    with lines_only(out) as (_, say):
+        yield _plain_lines(err), say
+
+
+@contextmanager
+def lines_only(out: TextIO) -> Iterator[tuple[Report, Say]]:
+    """`progress_printer`'s pair for work too short for progress: the lines, no progress."""
 
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
-    yield _plain_lines(err), say
+    yield (lambda what, done, total: None), say
 
 
 @contextmanager

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from bot.backup import COPYING, BackupError, backup, restore
 from bot.domain import Post
 from bot.storage import DatabaseInUse, SqliteStorage
 from bot.storage.lock import ProcessLock
-from tests.test_process import BOUND, PROJECT_ROOT, _env, _run_cli
+from tests.test_process import BOUND, PROJECT_ROOT, _env, _run_cli, _until
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 WRITTEN_DURING_BACKUP = 20  # posts the writer saves once the backup has begun (< its steps)
@@ -41,15 +40,6 @@ def _post_ids(path: Path) -> list[str]:
 def _integrity(path: Path) -> str:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         return str(db.execute("PRAGMA integrity_check").fetchone()[0])
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + BOUND
-    while not condition():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def _count_posts(path: Path) -> int:

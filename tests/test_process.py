@@ -110,7 +110,7 @@ def _pending(db: str) -> int | None:
     return int(row[0])
 
 
-async def _until(condition: Callable[[], bool], what: str, service: Service | None) -> None:
+async def _until(condition: Callable[[], bool], what: str, service: Service | None = None) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + BOUND
     while not condition():

@@ -9,10 +9,11 @@ Without a server the PostgreSQL half is skipped, and the run says so at the end.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +26,7 @@ from bot.storage.postgres import PostgresStorage
 
 SERVER = os.environ.get("DOZOR_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 ENGINES = ("sqlite", "postgres")
+BOUND = 30.0  # seconds: generous; never a fixed wait
 
 
 def _with_database(url: str, name: str) -> str:
@@ -103,3 +105,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             yellow=True,
             bold=True,
         )
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    """Wait for `check` to hold (the server ends a closed session a moment later)."""
+    async with asyncio.timeout(BOUND):
+        while not await check():  # noqa: ASYNC110 (the server, not this process, changes it)
+            await asyncio.sleep(0.05)

@@ -4,7 +4,7 @@ between them — and what a worker held is free again the moment its session end
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,9 +19,7 @@ from bot.storage.coordination import OUTBOX, SUBSCRIPTIONS
 from bot.storage.postgres import PostgresStorage
 from bot.storage.postgres.coordination import HANDOVER, PostgresCoordination
 from bot.storage.records import MatchRecord, PendingMessage
-from tests.contract.conftest import _empty_tables
-
-BOUND = 30.0  # seconds: generous; never a fixed wait
+from tests.contract.conftest import BOUND, _empty_tables, _eventually
 
 
 @pytest.fixture
@@ -30,13 +28,6 @@ async def db(postgres_url: str) -> AsyncIterator[PostgresStorage]:
     await _empty_tables(postgres_url)
     yield storage
     await storage.close()
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]]) -> None:
-    """Wait for `check` to hold (the server ends a closed session a moment later)."""
-    async with asyncio.timeout(BOUND):
-        while not await check():  # noqa: ASYNC110 (the server, not this process, changes it)
-            await asyncio.sleep(0.05)
 
 
 async def _worker(url: str, *, telegram: bool = False) -> PostgresCoordination:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from bot.storage import DatabaseInUse, Storage, StorageError
 from bot.storage.postgres import PostgresStorage
+from tests.contract.conftest import _eventually
 
 
 async def test_an_empty_store_is_writable(store: Storage) -> None:
@@ -44,13 +43,14 @@ async def test_postgres_keeps_one_service_per_database(postgres_url: str) -> Non
         await tool.close()
     finally:
         await service.close()
+
     # Released at close: the server ends the session (and frees its locks) a moment later.
-    async with asyncio.timeout(30):
-        while True:
-            try:
-                again = await PostgresStorage.open(postgres_url, exclusive=True)
-            except DatabaseInUse:
-                await asyncio.sleep(0.05)
-                continue
-            await again.close()
-            break
+    async def released() -> bool:
+        try:
+            again = await PostgresStorage.open(postgres_url, exclusive=True)
+        except DatabaseInUse:
+            return False
+        await again.close()
+        return True
+
+    await _eventually(released)
